@@ -1,0 +1,166 @@
+//! Opening a store: the URL decides the backend, the PRAGMAs and pool are set, and the
+//! backend's migrations run before anything else touches it.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::clock::{Clock, SystemClock};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::StoreError;
+use crate::migrations;
+
+/// The few places where SQLite and PostgreSQL differ (STYLE habit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// The default store: one SQLite file under `./data/`.
+pub const DEFAULT_URL: &str = "sqlite://data/civicgrid.db";
+
+/// Which backend a URL names, or a clear refusal.
+pub fn dialect_of(url: &str) -> Result<Dialect, StoreError> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(Dialect::Sqlite),
+        "postgres" | "postgresql" => Ok(Dialect::Postgres),
+        _ => Err(StoreError::UnknownScheme(redact_url(url))),
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs and `civicgrid config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((a, h)) => (a, h),
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// The shared database handle: a pool, its dialect and the clock.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
+    pub(crate) clock: Arc<dyn Clock>,
+    url: String,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dialect", &self.dialect).field("url", &redact_url(&self.url)).finish()
+    }
+}
+
+impl Db {
+    /// Open (creating an SQLite file and its folder when needed) and migrate.
+    pub async fn open(url: &str) -> Result<Db, StoreError> {
+        Db::open_with_clock(url, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = dialect_of(url)?;
+        let mut url_owned = url.to_string();
+        if dialect == Dialect::Sqlite {
+            url_owned = prepare_sqlite_url(url)?;
+        }
+        let opts = AnyConnectOptions::from_str(&url_owned)
+            .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact_url(url))))?;
+        let pool_opts = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the one writer; a busy writer is waited for.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = tokio::time::timeout(Duration::from_secs(15), pool_opts.connect_with(opts))
+            .await
+            .map_err(|_| StoreError::Unreachable(format!("{}: timed out after 15 s", redact_url(url))))?
+            .map_err(|e| StoreError::Unreachable(format!("{}: {e}", redact_url(url))))?;
+        let db = Db { pool, dialect, clock, url: url.to_string() };
+        migrations::run(&db).await?;
+        Ok(db)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Wait for in-flight work and close the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A cheap liveness probe of the backend.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Make sure the SQLite file's folder exists and the file will be created.
+fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::BadUrl(format!(
+            "{url}: civicgrid keeps its SQLite store in a file (sqlite://data/civicgrid.db)"
+        )));
+    }
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::BadUrl(format!("{url}: cannot create folder {}: {e}", dir.display())))?;
+    }
+    let mut q: Vec<&str> = query.split('&').filter(|s| !s.is_empty() && !s.starts_with("mode=")).collect();
+    q.push("mode=rwc");
+    Ok(format!("sqlite://{path}?{}", q.join("&")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_are_checked_and_secrets_redacted() {
+        assert!(matches!(dialect_of("sqlite://data/x.db"), Ok(Dialect::Sqlite)));
+        assert!(matches!(dialect_of("postgres://u@h/db"), Ok(Dialect::Postgres)));
+        assert!(matches!(dialect_of("mysql://u:pw@h/db"), Err(StoreError::UnknownScheme(u)) if u == "mysql://u:***@h/db"));
+        assert_eq!(redact_url("postgres://civic:s3cret@db:5432/x"), "postgres://civic:***@db:5432/x");
+        assert_eq!(redact_url("postgres://civic@db/x"), "postgres://civic@db/x");
+    }
+}

@@ -1,0 +1,69 @@
+//! Migrations, one list per backend, embedded in the binary and run at start-up.
+//! Append-only: a released migration is never edited; a change is a new file.
+
+use sqlx::Row;
+
+use crate::db::{Db, Dialect};
+use crate::StoreError;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "areas",
+    sqlite: include_str!("../migrations/sqlite/0001_areas.sql"),
+    postgres: include_str!("../migrations/postgres/0001_areas.sql"),
+}];
+
+/// Lock key for migrations and change-log appends on PostgreSQL.
+pub(crate) const MIGRATION_LOCK: i64 = 0x6369_7669_636d;
+
+pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    if db.dialect == Dialect::Postgres {
+        // Two servers starting at once: the second waits, then finds nothing to do.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    if let Some(&newest) = applied.last() {
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if newest > known {
+            return Err(StoreError::SchemaTooNew { found: newest, known });
+        }
+    }
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let sql = match db.dialect {
+            Dialect::Sqlite => m.sqlite,
+            Dialect::Postgres => m.postgres,
+        };
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| StoreError::Migration {
+            version: m.version,
+            name: m.name,
+            message: e.to_string(),
+        })?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(db.now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(version = m.version, name = m.name, backend = db.dialect.name(), "migration applied");
+    }
+    tx.commit().await?;
+    Ok(())
+}

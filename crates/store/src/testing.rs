@@ -1,0 +1,99 @@
+//! Test helpers: a fresh store on each backend. Each PostgreSQL test gets a database of
+//! its own, created from `CIVICGRID_TEST_POSTGRES`, so tests run in parallel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use domain::clock::Clock;
+
+use crate::db::{Db, Dialect};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The PostgreSQL server for tests. Unset is an error, so that a missing server never
+/// passes as a green run; `CIVICGRID_TEST_POSTGRES=skip` skips PostgreSQL on purpose.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("CIVICGRID_TEST_POSTGRES") {
+        Ok(v) if v == "skip" => None,
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => panic!(
+            "CIVICGRID_TEST_POSTGRES is not set: point it at a PostgreSQL server \
+             (postgres://postgres@127.0.0.1:5432/test), or set it to `skip`"
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{n}_{nanos}", std::process::id())
+}
+
+/// A URL for a fresh, empty store of the given backend (None: PostgreSQL is skipped).
+pub async fn fresh_url(dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Sqlite => {
+            let dir = std::env::temp_dir().join("civicgrid-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            Some(format!("sqlite://{}", dir.join(format!("{}.db", unique("t"))).display()))
+        }
+        Dialect::Postgres => {
+            let base = postgres_url()?;
+            let name = unique("civicgrid_t");
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&base).await.expect("connect to CIVICGRID_TEST_POSTGRES");
+            drop_stale_databases(&admin).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let (root, _) = base.rsplit_once('/').expect("postgres URL has a database name");
+            Some(format!("{root}/{name}"))
+        }
+    }
+}
+
+/// A fresh, migrated store, or None when PostgreSQL is skipped.
+pub async fn fresh(dialect: Dialect) -> Option<Db> {
+    let url = fresh_url(dialect).await?;
+    Some(Db::open(&url).await.expect("open fresh store"))
+}
+
+/// A fresh store on a clock the test controls.
+pub async fn fresh_with_clock(dialect: Dialect, clock: Arc<dyn Clock>) -> Option<Db> {
+    let url = fresh_url(dialect).await?;
+    Some(Db::open_with_clock(&url, clock).await.expect("open fresh store"))
+}
+
+/// Both backends, for tests that must hold on each.
+pub const BACKENDS: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
+
+/// Drop test databases left by test processes that have ended (their pid is in the name),
+/// so repeated runs do not fill the disk.
+async fn drop_stale_databases(admin: &sqlx::AnyPool) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        use sqlx::Row;
+        let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'civicgrid_t_%'")
+            .fetch_all(admin)
+            .await
+        else {
+            return;
+        };
+        for r in rows {
+            let Ok(name) = r.try_get::<String, _>(0) else { continue };
+            let pid = name.trim_start_matches("civicgrid_t_").split('_').next().unwrap_or("");
+            let alive = !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists();
+            if !alive && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(admin)
+                    .await;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,226 @@
+//! Storage behaviour, on SQLite and on PostgreSQL alike.
+
+use domain::demo::{self, DemoOptions};
+use domain::geometry::feature_collection;
+use domain::{AreaCode, Level, TeamRole};
+use store::index::GridFollower;
+use store::testing::fresh;
+use store::{AreaFilter, Db, Dialect, StoreError};
+
+/// Run each named test on both backends, as `name::sqlite` and `name::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(store::Dialect::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(store::Dialect::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    demo_loads_and_reads_back,
+    import_is_all_or_nothing,
+    import_checks_against_the_stored_tree,
+    follower_tracks_the_change_log,
+    export_round_trips,
+    data_survives_reopening,
+);
+
+fn code(s: &str) -> AreaCode {
+    AreaCode::parse(s).expect("code")
+}
+
+async fn store(d: Dialect) -> Option<Db> {
+    fresh(d).await
+}
+
+async fn demo_loads_and_reads_back(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let district = demo::generate(DemoOptions::default()).expect("demo");
+    let report = db.load_demo(&district).await.expect("load");
+    assert_eq!(report.inserted, 1 + 12 + 98 + 628 + 10);
+    let grids = db.list_areas(&AreaFilter { level: Some(Level::Grid), ..Default::default() }).await.expect("list");
+    assert_eq!(grids.len(), 628);
+    let streets = db.list_areas(&AreaFilter { parent: Some(code("430503")), ..Default::default() }).await.expect("list");
+    assert_eq!(streets.len(), 12);
+    assert!(streets.iter().all(|s| s.level == Level::Street));
+    // Grid counts per street add up to the district's.
+    let district_row = db.area(&code("430503")).await.expect("read").expect("district");
+    let counts = db.grid_counts_by_child(&district_row).await.expect("counts");
+    assert_eq!(counts.values().sum::<i64>(), 628);
+    assert_eq!(counts.len(), 12);
+    // A grid's team comes back leader first, as generated.
+    let g = &grids[0];
+    let team = db.team(&g.code).await.expect("team");
+    assert_eq!(team[0].role, TeamRole::GridLeader);
+    let expected: Vec<_> = district.team.iter().filter(|m| m.area == g.code).cloned().collect();
+    assert_eq!(team, expected);
+    // A second demo into the same store is refused and changes nothing.
+    assert!(matches!(db.load_demo(&district).await, Err(StoreError::NotEmpty(749))));
+    assert_eq!(db.count_areas().await.expect("count"), 749);
+    assert!(db.area(&code("430503999")).await.expect("read").is_none());
+}
+
+fn fc(features: &[String]) -> String {
+    format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
+}
+
+fn square(code: &str, level: &str, parent: Option<&str>, x0: f64, y0: f64, x1: f64, y1: f64) -> String {
+    let parent = parent.map_or("null".to_string(), |p| format!("\"{p}\""));
+    format!(
+        r#"{{"type":"Feature","properties":{{"code":"{code}","name":"测试{code}","level":"{level}","parent":{parent}}},
+        "geometry":{{"type":"Polygon","coordinates":[[[{x0},{y0}],[{x1},{y0}],[{x1},{y1}],[{x0},{y1}],[{x0},{y0}]]]}}}}"#
+    )
+}
+
+fn small_tree() -> Vec<String> {
+    vec![
+        square("430503", "district", None, 111.0, 27.0, 112.0, 28.0),
+        square("430503001", "street", Some("430503"), 111.0, 27.0, 111.5, 27.5),
+        square("430503001001", "community", Some("430503001"), 111.0, 27.0, 111.2, 27.2),
+        square("430503001001001", "grid", Some("430503001001"), 111.0, 27.0, 111.1, 27.2),
+        square("430503001001002", "grid", Some("430503001001"), 111.1, 27.0, 111.2, 27.2),
+    ]
+}
+
+async fn import_is_all_or_nothing(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let seq0 = db.last_change_seq().await.expect("seq");
+    let mut bad = small_tree();
+    // A grid whose code does not extend its parent's code: the whole file is refused.
+    bad.push(square("430503002001001", "grid", Some("430503001001"), 111.0, 27.0, 111.05, 27.05));
+    match db.import_areas(&fc(&bad)).await {
+        Err(StoreError::Import(problems)) => {
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!((problems[0].index, problems[0].reason), (5, "code_not_under_parent"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(db.count_areas().await.expect("count"), 0, "nothing of a bad file is stored");
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq0, "nothing logged");
+
+    let report = db.import_areas(&fc(&small_tree())).await.expect("import");
+    assert_eq!((report.inserted, report.updated), (5, 0));
+    // Importing again updates in place; a renamed grid keeps its code.
+    let mut again = small_tree();
+    again[4] = again[4].replace("测试430503001001002", "改名网格");
+    let report = db.import_areas(&fc(&again)).await.expect("reimport");
+    assert_eq!((report.inserted, report.updated), (0, 5));
+    let g = db.area(&code("430503001001002")).await.expect("read").expect("grid");
+    assert_eq!(g.name, "改名网格");
+    assert_eq!(g.parent, Some(code("430503001001")));
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq0 + 10);
+
+    // Malformed JSON is refused with a reason.
+    match db.import_areas("{\"type\": \"FeatureCollection\", ").await {
+        Err(StoreError::Import(p)) => assert_eq!(p[0].reason, "malformed_json"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(db.count_areas().await.expect("count"), 5);
+}
+
+async fn import_checks_against_the_stored_tree(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    db.import_areas(&fc(&small_tree())).await.expect("import");
+    // A new grid overlapping a stored grid of the same community is refused.
+    let overlapping = square("430503001001003", "grid", Some("430503001001"), 111.05, 27.05, 111.15, 27.15);
+    match db.import_areas(&fc(&[overlapping])).await {
+        Err(StoreError::Import(p)) => {
+            let reasons: Vec<_> = p.iter().map(|p| (p.index, p.reason)).collect();
+            assert_eq!(reasons, [(0, "grids_overlap"), (0, "grids_overlap")]);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A parent that is neither in the file nor stored.
+    let orphan = square("430503009001", "community", Some("430503009"), 111.0, 27.0, 111.1, 27.1);
+    match db.import_areas(&fc(&[orphan])).await {
+        Err(StoreError::Import(p)) => assert_eq!(p[0].reason, "unknown_parent"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A new grid that fits beside the stored ones is accepted on its own.
+    db.import_areas(&fc(&small_tree()[..2].iter().cloned().chain([square(
+        "430503001002",
+        "community",
+        Some("430503001"),
+        111.2,
+        27.0,
+        111.4,
+        27.2,
+    )]).collect::<Vec<_>>()))
+    .await
+    .expect("sibling community");
+    assert_eq!(db.count_areas().await.expect("count"), 6);
+}
+
+async fn follower_tracks_the_change_log(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    db.import_areas(&fc(&small_tree())).await.expect("import");
+    let follower = GridFollower::start(&db).await.expect("start");
+    assert_eq!(follower.snapshot().len(), 2);
+    assert_eq!(follower.snapshot().locate_grid(111.15, 27.1).map(|c| c.to_string()).as_deref(), Some("430503001001002"));
+    assert_eq!(follower.refresh(&db).await.expect("refresh"), 0, "nothing new");
+    // Another writer (another process, in production) adds a community with a grid.
+    let more = vec![
+        square("430503001002", "community", Some("430503001"), 111.2, 27.0, 111.4, 27.2),
+        square("430503001002001", "grid", Some("430503001002"), 111.2, 27.0, 111.4, 27.2),
+    ];
+    let before = follower.snapshot();
+    db.import_areas(&fc(&more)).await.expect("import");
+    assert!(before.locate_grid(111.3, 27.1).is_none(), "a snapshot does not change under its reader");
+    assert_eq!(follower.refresh(&db).await.expect("refresh"), 2);
+    assert_eq!(follower.snapshot().locate_grid(111.3, 27.1).map(|c| c.to_string()).as_deref(), Some("430503001002001"));
+    assert_eq!(follower.snapshot().len(), 3);
+    assert_eq!(follower.last_seq().await, db.last_change_seq().await.expect("seq"));
+    // Sequence numbers only grow.
+    let changes = db.changes_since(0, 100).await.expect("changes");
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(changes.len(), 7);
+}
+
+async fn export_round_trips(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let district = demo::generate(DemoOptions { scale: 1, seed: 5 }).expect("demo");
+    db.load_demo(&district).await.expect("load");
+    let all = db.area_records(&AreaFilter::default()).await.expect("records");
+    assert_eq!(all.len(), district.areas.len());
+    let text = feature_collection(&all).to_string();
+    let Some(other) = store(d).await else { return };
+    let report = other.import_areas(&text).await.expect("import the export");
+    assert_eq!(report.inserted, district.areas.len());
+    let back = other.area_records(&AreaFilter::default()).await.expect("records");
+    assert_eq!(back, all, "geometry and properties survive export → import exactly");
+    let streets = other
+        .area_records(&AreaFilter { level: Some(Level::Street), within: Some(code("430503")), ..Default::default() })
+        .await
+        .expect("records");
+    assert_eq!(streets.len(), 12);
+}
+
+async fn data_survives_reopening(d: Dialect) {
+    let Some(url) = store::testing::fresh_url(d).await else { return };
+    {
+        let db = Db::open(&url).await.expect("open");
+        db.import_areas(&fc(&small_tree())).await.expect("import");
+        db.close().await;
+    }
+    // Reopening runs the migrations again (a no-op) and finds everything.
+    let db = Db::open(&url).await.expect("reopen");
+    assert_eq!(db.count_areas().await.expect("count"), 5);
+    assert_eq!(db.last_change_seq().await.expect("seq"), 5);
+}
+
+#[tokio::test]
+async fn unknown_schemes_and_unreachable_servers_are_refused() {
+    let err = Db::open("mysql://root@127.0.0.1/test").await.expect_err("refused");
+    assert_eq!(err.code(), "unknown_db_scheme");
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+    let err = Db::open("postgres://postgres@127.0.0.1:1/test").await.expect_err("refused");
+    assert_eq!(err.code(), "db_unreachable");
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
