@@ -13,7 +13,7 @@ use geo::{Kernel, Orientation, kernels::RobustKernel};
 use geo_types::{Coord, MultiPolygon};
 use rstar::{RTree, RTreeObject, AABB};
 
-use crate::area::{AreaCode, Level};
+use crate::area::{AreaCode, DedicatedKind, Level};
 use crate::geometry::AreaRecord;
 
 /// Where a point lies relative to a polygon.
@@ -129,6 +129,7 @@ pub struct IndexedGrid {
     pub code: AreaCode,
     pub name: String,
     pub level: Level,
+    pub kind: Option<DedicatedKind>,
     shape: PreparedPolygon,
 }
 
@@ -141,12 +142,12 @@ pub struct GridIndex {
 }
 
 /// The answer for one point.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Location<'a> {
     /// The basic grid, or None: "unassigned" (outside every basic grid).
-    pub grid: Option<&'a AreaCode>,
+    pub grid: Option<&'a IndexedGrid>,
     /// Dedicated grids that cover the point, in code order.
-    pub dedicated: Vec<&'a AreaCode>,
+    pub dedicated: Vec<&'a IndexedGrid>,
 }
 
 impl GridIndex {
@@ -166,6 +167,7 @@ impl GridIndex {
                 code: a.code.clone(),
                 name: a.name.clone(),
                 level: a.level,
+                kind: a.kind,
                 shape: PreparedPolygon::new(&a.geometry),
             });
             if a.level == Level::Grid {
@@ -192,16 +194,21 @@ impl GridIndex {
     /// The basic grid for a point (longitude, latitude in WGS-84), by the boundary rule
     /// in this module's documentation; None when the point is unassigned.
     pub fn locate_grid(&self, lon: f64, lat: f64) -> Option<&AreaCode> {
+        self.basic_grid_at(lon, lat).map(|g| &g.code)
+    }
+
+    /// The basic grid for a point, with its name.
+    pub fn basic_grid_at(&self, lon: f64, lat: f64) -> Option<&IndexedGrid> {
         let p = Coord { x: lon, y: lat };
-        let mut best: Option<&AreaCode> = None;
+        let mut best: Option<&IndexedGrid> = None;
         for e in self.basic.locate_in_envelope_intersecting(&AABB::from_point([lon, lat])) {
             let g = &self.grids[e.slot as usize];
             match g.shape.position(p) {
                 // Basic grids do not overlap, so an interior hit is the only answer.
-                Position::Inside => return Some(&g.code),
+                Position::Inside => return Some(g),
                 Position::OnBoundary => {
-                    if best.is_none_or(|b| g.code < *b) {
-                        best = Some(&g.code);
+                    if best.is_none_or(|b| g.code < b.code) {
+                        best = Some(g);
                     }
                 }
                 Position::Outside => {}
@@ -211,21 +218,20 @@ impl GridIndex {
     }
 
     /// Dedicated grids covering a point, in code order.
-    pub fn dedicated_at(&self, lon: f64, lat: f64) -> Vec<&AreaCode> {
+    pub fn dedicated_at(&self, lon: f64, lat: f64) -> Vec<&IndexedGrid> {
         let p = Coord { x: lon, y: lat };
-        let mut out: Vec<&AreaCode> = self
+        let mut out: Vec<&IndexedGrid> = self
             .dedicated
             .locate_in_envelope_intersecting(&AABB::from_point([lon, lat]))
             .map(|e| &self.grids[e.slot as usize])
             .filter(|g| g.shape.position(p) != Position::Outside)
-            .map(|g| &g.code)
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.code.cmp(&b.code));
         out
     }
 
     pub fn locate(&self, lon: f64, lat: f64) -> Location<'_> {
-        Location { grid: self.locate_grid(lon, lat), dedicated: self.dedicated_at(lon, lat) }
+        Location { grid: self.basic_grid_at(lon, lat), dedicated: self.dedicated_at(lon, lat) }
     }
 }
 
@@ -263,7 +269,7 @@ mod tests {
         // The outer boundary still belongs to the grid.
         assert_eq!(code(2.0, 0.5).as_deref(), Some("430503001001002"));
         assert_eq!(code(3.0, 0.5), None);
-        let ded: Vec<_> = idx.dedicated_at(1.2, 0.7).into_iter().map(|c| c.to_string()).collect();
+        let ded: Vec<_> = idx.dedicated_at(1.2, 0.7).into_iter().map(|g| g.code.to_string()).collect();
         assert_eq!(ded, ["430503001001901"]);
         assert!(idx.dedicated_at(0.2, 0.2).is_empty());
     }

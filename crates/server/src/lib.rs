@@ -1,1 +1,139 @@
+//! civicgrid's HTTP server: the JSON API under `/api/v1` with its OpenAPI document, and
+//! the server-rendered web UI (askama templates + htmx, Leaflet for maps).
+//!
+//! A request passes the operation-id middleware, reaches a handler with the shared
+//! [`AppState`] (the store and the derived grid index), and answers JSON, HTML or an
+//! RFC 9457 problem document.
 
+pub mod api;
+pub mod assets;
+pub mod i18n;
+pub mod opid;
+pub mod problem;
+pub mod ui;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use store::Db;
+use store::index::GridFollower;
+
+use crate::problem::ApiError;
+
+/// Settings the server needs (the CLI builds them from the configuration).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// A tile URL template for the maps (`{z}/{x}/{y}`), e.g. a 天地图 server. None: the
+    /// maps draw the grids on a plain background and fetch nothing.
+    pub tile_url: Option<String>,
+    pub tile_attribution: String,
+    /// How often the grid index looks at the change log.
+    pub change_poll: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { tile_url: None, tile_attribution: String::new(), change_poll: Duration::from_secs(2) }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub grids: Arc<GridFollower>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// Build the state: the grid index is loaded from the store.
+    pub async fn new(db: Db, config: ServerConfig) -> Result<AppState, store::StoreError> {
+        let grids = Arc::new(GridFollower::start(&db).await?);
+        Ok(AppState { db, grids, config: Arc::new(config) })
+    }
+
+    /// Keep the grid index current from the change log, until the process ends.
+    pub fn spawn_follower(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.change_poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match state.grids.refresh(&state.db).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(changes = n, "grid index refreshed"),
+                    Err(e) => tracing::warn!(error = %e, "grid index refresh failed; will retry"),
+                }
+            }
+        })
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .merge(api::routes())
+        .merge(ui::routes())
+        .merge(assets::routes())
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(opid::middleware))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::not_found("route_not_found", format!("no API route {}", uri.path())).into_response()
+    } else {
+        ui::not_found_page(uri.path()).into_response()
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+}
+
+/// Bind, report the address, and serve until Ctrl-C or SIGTERM.
+pub async fn serve(state: AppState, listen: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let follower = state.spawn_follower();
+    let app = router(state);
+    tracing::info!(%addr, "civicgrid is serving");
+    println!("civicgrid is serving at http://{addr}/");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    follower.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

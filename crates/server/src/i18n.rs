@@ -1,0 +1,165 @@
+//! The UI's words, in Simplified Chinese first and English second. The language comes
+//! from the `lang` cookie (set by `/lang`), Chinese by default.
+
+use axum::http::HeaderMap;
+use domain::{Level, TeamRole};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+/// key, 中文, English
+const WORDS: &[(&str, &str, &str)] = &[
+    ("app.name", "网格化管理指挥中心", "Grid Management Command Center"),
+    ("app.product", "civicgrid 网格化社会治理平台", "civicgrid grid governance platform"),
+    ("nav.home", "首页", "Home"),
+    ("nav.areas", "区划网格", "Areas & grids"),
+    ("nav.map", "网格地图", "Grid map"),
+    ("nav.api", "接口文档", "API docs"),
+    ("nav.switch", "English", "中文"),
+    ("home.title", "辖区概况", "District overview"),
+    ("home.lead", "本平台按“区县—街道/乡镇—社区/村—网格”四级管理辖区。下列数字直接来自数据库。", "The district is managed in four levels: district, street/township, community/village, grid. These figures come straight from the store."),
+    ("home.browse", "浏览区划与网格", "Browse areas and grids"),
+    ("home.open_map", "打开网格地图", "Open the grid map"),
+    ("home.empty", "数据库中还没有区划。请用 civicgrid areas import 导入 GeoJSON，或运行 civicgrid demo 生成演示辖区。", "The store has no areas yet. Import GeoJSON with civicgrid areas import, or run civicgrid demo."),
+    ("area.code", "编码", "Code"),
+    ("area.name", "名称", "Name"),
+    ("area.level", "层级", "Level"),
+    ("area.parent", "上级", "Parent"),
+    ("area.kind", "类型", "Kind"),
+    ("area.children", "下级区划", "Sub-areas"),
+    ("area.grid_count", "网格数", "Grids"),
+    ("area.team", "网格队伍", "Grid team"),
+    ("area.no_team", "尚未登记队伍成员。", "No team members recorded."),
+    ("area.no_children", "没有下级区划。", "No sub-areas."),
+    ("area.filter", "按名称或编码筛选…", "Filter by name or code…"),
+    ("area.geometry", "边界 GeoJSON", "Boundary GeoJSON"),
+    ("area.on_map", "在地图上查看", "View on map"),
+    ("area.role", "职责", "Role"),
+    ("area.member", "姓名", "Name"),
+    ("area.matches", "条", "shown"),
+    ("map.title", "网格地图", "Grid map"),
+    ("map.hint", "点击网格进入网格页面；输入坐标可查询所属网格。", "Click a grid to open its page; enter a point to find its grid."),
+    ("map.locate", "坐标查询网格", "Find the grid for a point"),
+    ("map.lat", "纬度", "Latitude"),
+    ("map.lon", "经度", "Longitude"),
+    ("map.find", "查询", "Find"),
+    ("map.show", "显示", "Show"),
+    ("map.streets", "街道/乡镇", "Streets"),
+    ("map.grids", "基础网格", "Basic grids"),
+    ("map.dedicated", "专属网格", "Dedicated grids"),
+    ("map.crs", "坐标系：WGS-84（EPSG:4326）", "Coordinates: WGS-84 (EPSG:4326)"),
+    ("locate.assigned", "所属网格", "Grid"),
+    ("locate.unassigned", "该点不在任何基础网格内（未分配）。", "The point is outside every basic grid (unassigned)."),
+    ("locate.ancestry", "上级区划", "Ancestry"),
+    ("locate.dedicated", "所在专属网格", "Dedicated grids here"),
+    ("locate.none", "无", "None"),
+    ("error.title", "出错了", "Something went wrong"),
+    ("error.not_found", "找不到该页面或区划。", "No such page or area."),
+    ("error.operation", "操作编号", "Operation id"),
+    ("error.back", "返回首页", "Back to home"),
+    ("docs.title", "接口文档", "API documentation"),
+    ("docs.lead", "机器可读的 OpenAPI 文档", "The machine-readable OpenAPI document"),
+    ("docs.params", "参数", "Parameters"),
+    ("docs.responses", "响应", "Responses"),
+    ("docs.schemas", "数据结构", "Schemas"),
+    ("docs.required", "必填", "required"),
+];
+
+impl Lang {
+    pub fn from_headers(headers: &HeaderMap) -> Lang {
+        let cookie = headers.get_all(axum::http::header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+        for c in cookie {
+            for part in c.split(';') {
+                if part.trim() == "lang=en" {
+                    return Lang::En;
+                }
+            }
+        }
+        Lang::Zh
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The other language's cookie value, for the switch.
+    pub fn other(self) -> &'static str {
+        match self {
+            Lang::Zh => "en",
+            Lang::En => "zh",
+        }
+    }
+
+    /// The word for a key; an unknown key shows itself (and a test catches it).
+    pub fn t(self, key: &str) -> &'static str {
+        match WORDS.iter().find(|(k, _, _)| *k == key) {
+            Some((_, zh, en)) => match self {
+                Lang::Zh => zh,
+                Lang::En => en,
+            },
+            None => "⟦missing text⟧",
+        }
+    }
+
+    pub fn level(self, l: Level) -> &'static str {
+        match self {
+            Lang::Zh => l.name_zh(),
+            Lang::En => match l {
+                Level::District => "District",
+                Level::Street => "Street / township",
+                Level::Community => "Community / village",
+                Level::Grid => "Basic grid",
+                Level::Dedicated => "Dedicated grid",
+            },
+        }
+    }
+
+    pub fn role(self, r: TeamRole) -> &'static str {
+        match self {
+            Lang::Zh => r.name_zh(),
+            Lang::En => match r {
+                TeamRole::GridLeader => "Grid leader",
+                TeamRole::FullTimeMember => "Full-time grid member",
+                TeamRole::PartTimeMember => "Part-time grid member",
+                TeamRole::GridPolice => "Grid police officer",
+                TeamRole::Volunteer => "Volunteer",
+            },
+        }
+    }
+
+    pub fn kind(self, k: domain::DedicatedKind) -> &'static str {
+        match self {
+            Lang::Zh => k.name_zh(),
+            Lang::En => match k {
+                domain::DedicatedKind::School => "School",
+                domain::DedicatedKind::Hospital => "Hospital",
+                domain::DedicatedKind::Market => "Market",
+                domain::DedicatedKind::EnterprisePark => "Enterprise park",
+                domain::DedicatedKind::ConstructionSite => "Construction site",
+                domain::DedicatedKind::Other => "Other",
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_has_both_languages_and_keys_are_unique() {
+        let mut keys = std::collections::HashSet::new();
+        for (k, zh, en) in WORDS {
+            assert!(keys.insert(k), "duplicate key {k}");
+            assert!(!zh.is_empty() && !en.is_empty(), "{k} lacks a translation");
+        }
+        assert_eq!(Lang::Zh.t("nav.map"), "网格地图");
+        assert_eq!(Lang::En.t("nav.map"), "Grid map");
+    }
+}

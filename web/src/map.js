@@ -1,0 +1,101 @@
+// civicgrid maps: draws area boundaries (GeoJSON from the API) with Leaflet.
+// No tiles unless the server is configured with a tile URL (e.g. a 天地图 server), so
+// nothing is fetched from outside. Coordinates are WGS-84 throughout.
+(function () {
+  "use strict";
+  var el = document.getElementById("map");
+  if (!el || !window.L) return;
+
+  var palette = ["#0b5cad", "#1e8e3e", "#b76e00", "#8e44ad", "#c0392b", "#16a085",
+                 "#d35400", "#2c3e50", "#7f8c8d", "#27ae60", "#2980b9", "#e67e22"];
+  function streetColour(code) {
+    var street = code.slice(0, 9);
+    var n = 0;
+    for (var i = 0; i < street.length; i++) n = (n * 31 + street.charCodeAt(i)) % 9973;
+    return palette[n % palette.length];
+  }
+  function style(f) {
+    var p = f.properties, c = streetColour(p.code);
+    switch (p.level) {
+      case "district": return { color: "#1f2933", weight: 3, fill: false };
+      case "street": return { color: c, weight: 3, fill: false, interactive: false };
+      case "community": return { color: c, weight: 2, fillColor: c, fillOpacity: 0.12 };
+      case "dedicated": return { color: "#c0392b", weight: 2, dashArray: "4 3", fillColor: "#c0392b", fillOpacity: 0.25 };
+      default: return { color: c, weight: 1, fillColor: c, fillOpacity: 0.18 };
+    }
+  }
+
+  var map = L.map(el, { preferCanvas: true, zoomSnap: 0.25, attributionControl: true });
+  var tiles = el.getAttribute("data-tiles");
+  if (tiles) {
+    L.tileLayer(tiles, { attribution: el.getAttribute("data-attribution") || "", maxZoom: 19 }).addTo(map);
+  }
+  map.setView([0, 0], 2);
+
+  var layers = {};
+  var bounds = null;
+  var focus = el.getAttribute("data-focus") || window.location.hash.replace("#", "");
+  var urls = (el.getAttribute("data-geo") || "").split(" ").filter(Boolean);
+
+  function addLayer(fc) {
+    var layer = L.geoJSON(fc, {
+      style: style,
+      onEachFeature: function (f, l) {
+        var p = f.properties;
+        l.bindTooltip(p.name + " · " + p.code, { sticky: true });
+        if (p.level !== "street" && p.code !== focus) {
+          l.on("click", function () { window.location.href = "/areas/" + p.code; });
+        }
+        if (p.code === focus && l.getBounds) bounds = l.getBounds();
+      }
+    });
+    fc.features.forEach(function (f) {
+      var level = f.properties.level;
+      layers[level] = layers[level] || L.layerGroup().addTo(map);
+    });
+    var level = fc.features.length ? fc.features[0].properties.level : "other";
+    if (fc.type === "Feature") level = fc.properties.level;
+    layers[level] = layers[level] || L.layerGroup().addTo(map);
+    layers[level].addLayer(layer);
+    var b = layer.getBounds();
+    if (b.isValid() && !bounds) bounds = b;
+    else if (b.isValid() && !focus) bounds.extend(b);
+  }
+
+  Promise.all(urls.map(function (u) {
+    return fetch(u, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; });
+  })).then(function (all) {
+    all.forEach(function (fc) { if (fc) addLayer(fc); });
+    if (layers.dedicated) layers.dedicated.eachLayer(function (l) { l.bringToFront && l.bringToFront(); });
+    if (bounds && bounds.isValid()) map.fitBounds(bounds, { padding: [12, 12] });
+    el.setAttribute("data-ready", "true");
+  });
+
+  // Layer switches on the map page.
+  document.querySelectorAll("input[data-layer]").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var l = layers[box.getAttribute("data-layer")];
+      if (!l) return;
+      if (box.checked) l.addTo(map); else map.removeLayer(l);
+    });
+  });
+
+  // Locate: a click on the map fills the form; a result puts a marker on the point.
+  var form = document.getElementById("locate");
+  var marker = null;
+  if (form) {
+    map.on("contextmenu", function (e) {
+      form.lat.value = e.latlng.lat.toFixed(6);
+      form.lon.value = e.latlng.lng.toFixed(6);
+      if (window.htmx) window.htmx.trigger(form, "submit");
+    });
+    document.body.addEventListener("htmx:afterSwap", function (ev) {
+      var r = ev.detail.target.querySelector(".located");
+      if (!r) return;
+      var ll = [parseFloat(r.getAttribute("data-lat")), parseFloat(r.getAttribute("data-lon"))];
+      if (marker) map.removeLayer(marker);
+      marker = L.marker(ll).addTo(map);
+      map.panTo(ll);
+    });
+  }
+})();
