@@ -109,6 +109,11 @@ impl Db {
         Ok(db)
     }
 
+    /// The URL this store was opened with (it may hold a password: see [`redact_url`]).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

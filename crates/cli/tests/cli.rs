@@ -1,0 +1,174 @@
+//! The `civicgrid` binary as an operator uses it: real processes, real stores.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use store::Dialect;
+use store::testing::fresh_url;
+
+fn civicgrid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_civicgrid"))
+        .args(args)
+        .env_remove("CIVICGRID_DB")
+        .env_remove("CIVICGRID_CONFIG")
+        .env("CIVICGRID_LOG", "warn")
+        .output()
+        .expect("run civicgrid")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("civicgrid-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn serve_with_demo_is_healthy_and_answers() {
+    let dir = temp_dir("serve");
+    let db = format!("sqlite://{}", dir.join("cg.db").display());
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
+        .args(["--db", &db, "serve", "--demo", "--listen", "127.0.0.1:0"])
+        .env("CIVICGRID_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut addr = None;
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(rest) = line.strip_prefix("civicgrid is serving at http://") {
+            addr = Some(rest.trim_end_matches('/').to_string());
+            break;
+        }
+        lines.push(line);
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no serving line; got {lines:?}"));
+    assert!(lines.iter().any(|l| l.contains("628 basic grids")), "the demo was loaded first: {lines:?}");
+    let health = http_get(&addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    eprintln!("healthy {:?} after start (debug build, demo included)", started.elapsed());
+    let located = http_get(&addr, "/api/v1/locate?lat=27.25&lon=111.45");
+    assert!(located.contains("\"status\":\"assigned\""), "{located}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Serving again on the same store reuses it: the demo is not loaded twice.
+    let out = civicgrid(&["--db", &db, "demo"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("already holds 749 areas"), "{}", text(&out.stderr));
+}
+
+const BAD: &str = r#"{"type":"FeatureCollection","features":[
+ {"type":"Feature","properties":{"code":"430503","name":"区","level":"district","parent":null},
+  "geometry":{"type":"Polygon","coordinates":[[[111,27],[112,27],[112,28],[111,28],[111,27]]]}},
+ {"type":"Feature","properties":{"code":"430504001","name":"街道","level":"street","parent":"430503"},
+  "geometry":{"type":"Polygon","coordinates":[[[111,27],[111.5,27],[111.5,27.5],[111,27.5],[111,27]]]}},
+ {"type":"Feature","properties":{"code":"430503002","name":"街道","level":"street","parent":"430503"},
+  "geometry":{"type":"Polygon","coordinates":[[[111,27],[111.5,27],[111,27.5],[111.5,27.5],[111,27]]]}}
+]}"#;
+
+#[test]
+fn a_bad_file_imports_nothing_and_names_every_bad_feature() {
+    let dir = temp_dir("import");
+    let db = format!("sqlite://{}", dir.join("cg.db").display());
+    let file = dir.join("bad.geojson");
+    std::fs::write(&file, BAD).expect("write");
+    let out = civicgrid(&["--db", &db, "areas", "import", file.to_str().expect("path")]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("feature 1 (430504001): code_not_under_parent"), "{err}");
+    assert!(err.contains("feature 2 (430503002): invalid_geometry"), "{err}");
+    assert!(err.contains("2 problem(s) found; nothing was imported"), "{err}");
+    let out = civicgrid(&["--db", &db, "areas", "export"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["features"].as_array().map(Vec::len), Some(0), "nothing was stored");
+
+    // Malformed JSON, and a file that is missing.
+    std::fs::write(&file, "{\"type\":").expect("write");
+    let out = civicgrid(&["--db", &db, "areas", "import", file.to_str().expect("path")]);
+    assert!(!out.status.success() && text(&out.stderr).contains("malformed_json"), "{}", text(&out.stderr));
+    let out = civicgrid(&["--db", &db, "areas", "import", "/no/such/file.geojson"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("cannot read /no/such/file.geojson"));
+
+    // The good part alone imports, from standard input too.
+    let good: serde_json::Value = serde_json::from_str(BAD).expect("json");
+    let good = serde_json::json!({"type": "FeatureCollection", "features": [good["features"][0]]});
+    let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
+        .args(["--db", &db, "areas", "import", "-"])
+        .env("CIVICGRID_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(good.to_string().as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("imported 1 new and 0 updated"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn unknown_schemes_and_unreachable_servers_get_clear_messages() {
+    let out = civicgrid(&["--db", "mysql://root:pw@127.0.0.1/test", "demo"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown database URL scheme") && err.contains("sqlite://"), "{err}");
+    assert!(!err.contains("pw@"), "passwords are never printed: {err}");
+    let out = civicgrid(&["--db", "postgres://postgres:secret@127.0.0.1:1/test", "demo"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot reach the database") && err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+    let out = civicgrid(&["demo", "--scale", "0", "--db", "sqlite:///tmp/never-created/x.db"]);
+    assert!(text(&out.stderr).contains("--scale must be from 1 to 100"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn config_shows_sources_and_hides_secrets() {
+    let out = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
+        .args(["--db", "postgres://civic:hunter2@db:5432/civic", "config"])
+        .env("CIVICGRID_LISTEN", "0.0.0.0:9999")
+        .env_remove("CIVICGRID_CONFIG")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let s = text(&out.stdout);
+    assert!(s.contains("db = \"postgres://civic:***@db:5432/civic\"  # from flag --db"), "{s}");
+    assert!(s.contains("listen = \"0.0.0.0:9999\"  # from env CIVICGRID_LISTEN"), "{s}");
+    assert!(!s.contains("hunter2"));
+}
+
+#[tokio::test]
+async fn demo_and_export_on_postgres() {
+    let Some(url) = fresh_url(Dialect::Postgres).await else { return };
+    let out = civicgrid(&["--db", &url, "demo", "--seed", "4"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("98 communities and villages, 628 basic grids, 10 dedicated grids"));
+    let out = civicgrid(&["--db", &url, "areas", "export", "--level", "street"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let features = v["features"].as_array().expect("features");
+    assert_eq!(features.len(), 12);
+    assert!(features.iter().all(|f| f["properties"]["parent"] == "430503"));
+    let out = civicgrid(&["--db", &url, "areas", "export", "--level", "county"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("unknown level"));
+}
