@@ -216,6 +216,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_file_is_accepted_and_matches_the_defaults() {
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+        let cfg = Config::load(Some(&example), &|_| None, &[]).expect("config/example.toml loads");
+        let text = std::fs::read_to_string(&example).expect("read");
+        for key in KEYS {
+            assert!(text.contains(&format!("\n{} =", key.name)), "{} is documented", key.name);
+            assert_eq!(cfg.get(key.name).0, key.default, "example.toml shows the default of {}", key.name);
+        }
+    }
+
+    #[test]
     fn layers_apply_in_order_and_secrets_are_redacted() {
         let dir = std::env::temp_dir().join(format!("civicgrid-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
