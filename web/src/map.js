@@ -6,26 +6,35 @@
   var el = document.getElementById("map");
   if (!el || !window.L) return;
 
+  var focus = el.getAttribute("data-focus") || window.location.hash.replace("#", "");
   var palette = ["#0b5cad", "#1e8e3e", "#b76e00", "#8e44ad", "#c0392b", "#16a085",
-                 "#d35400", "#2c3e50", "#7f8c8d", "#27ae60", "#2980b9", "#e67e22"];
+                 "#d35400", "#2c3e50", "#7f8c8d", "#6d4c41", "#2980b9", "#e67e22"];
+  // Streets take the palette's colours in code order, so neighbours rarely share one.
+  var streetIndex = {};
   function streetColour(code) {
     var street = code.slice(0, 9);
-    var n = 0;
-    for (var i = 0; i < street.length; i++) n = (n * 31 + street.charCodeAt(i)) % 9973;
-    return palette[n % palette.length];
+    if (!(street in streetIndex)) {
+      var n = parseInt(street.slice(6), 10) || 0;
+      streetIndex[street] = n % palette.length;
+    }
+    return palette[streetIndex[street]];
   }
   function style(f) {
     var p = f.properties, c = streetColour(p.code);
+    if (p.code === focus && (p.level === "grid" || p.level === "dedicated")) {
+      return { color: "#c0392b", weight: 3, fillColor: "#c0392b", fillOpacity: 0.3 };
+    }
     switch (p.level) {
       case "district": return { color: "#1f2933", weight: 3, fill: false };
       case "street": return { color: c, weight: 3, fill: false, interactive: false };
-      case "community": return { color: c, weight: 2, fillColor: c, fillOpacity: 0.12 };
+      case "community": return { color: c, weight: 2, fill: false, interactive: false, opacity: 0.9 };
       case "dedicated": return { color: "#c0392b", weight: 2, dashArray: "4 3", fillColor: "#c0392b", fillOpacity: 0.25 };
       default: return { color: c, weight: 1, fillColor: c, fillOpacity: 0.18 };
     }
   }
 
   var map = L.map(el, { preferCanvas: true, zoomSnap: 0.25, attributionControl: true });
+  map.attributionControl.setPrefix("Leaflet");
   var tiles = el.getAttribute("data-tiles");
   if (tiles) {
     L.tileLayer(tiles, { attribution: el.getAttribute("data-attribution") || "", maxZoom: 19 }).addTo(map);
@@ -34,10 +43,10 @@
 
   var layers = {};
   var bounds = null;
-  var focus = el.getAttribute("data-focus") || window.location.hash.replace("#", "");
   var urls = (el.getAttribute("data-geo") || "").split(" ").filter(Boolean);
 
   function addLayer(fc) {
+    if (fc.type === "Feature") fc = { type: "FeatureCollection", features: [fc] };
     var layer = L.geoJSON(fc, {
       style: style,
       onEachFeature: function (f, l) {
@@ -49,12 +58,7 @@
         if (p.code === focus && l.getBounds) bounds = l.getBounds();
       }
     });
-    fc.features.forEach(function (f) {
-      var level = f.properties.level;
-      layers[level] = layers[level] || L.layerGroup().addTo(map);
-    });
     var level = fc.features.length ? fc.features[0].properties.level : "other";
-    if (fc.type === "Feature") level = fc.properties.level;
     layers[level] = layers[level] || L.layerGroup().addTo(map);
     layers[level].addLayer(layer);
     var b = layer.getBounds();
@@ -66,8 +70,11 @@
     return fetch(u, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; });
   })).then(function (all) {
     all.forEach(function (fc) { if (fc) addLayer(fc); });
-    if (layers.dedicated) layers.dedicated.eachLayer(function (l) { l.bringToFront && l.bringToFront(); });
-    if (bounds && bounds.isValid()) map.fitBounds(bounds, { padding: [12, 12] });
+    ["community", "street", "dedicated"].forEach(function (k) {
+      if (layers[k]) layers[k].eachLayer(function (l) { if (l.bringToFront) l.bringToFront(); });
+    });
+    // A grid is shown with its neighbours around it.
+    if (bounds && bounds.isValid()) map.fitBounds(focus.length === 15 ? bounds.pad(1.2) : bounds, { padding: [12, 12] });
     el.setAttribute("data-ready", "true");
   });
 

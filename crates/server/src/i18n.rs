@@ -48,6 +48,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("map.find", "查询", "Find"),
     ("map.show", "显示", "Show"),
     ("map.streets", "街道/乡镇", "Streets"),
+    ("map.communities", "社区/村", "Communities"),
     ("map.grids", "基础网格", "Basic grids"),
     ("map.dedicated", "专属网格", "Dedicated grids"),
     ("map.crs", "坐标系：WGS-84（EPSG:4326）", "Coordinates: WGS-84 (EPSG:4326)"),

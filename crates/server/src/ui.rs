@@ -244,8 +244,13 @@ async fn area_page(
         12 => "grid",
         _ => "",
     };
+    // The area's own boundary over its children; a grid is shown among its neighbours.
     let own = format!("/api/v1/areas/{code}/geometry");
-    let map_urls = if d.children.is_empty() { own } else { format!("{own} /api/v1/geometry?parent={code}") };
+    let map_urls = match (&d.area.parent, d.children.is_empty()) {
+        (_, false) => format!("/api/v1/geometry?parent={code} {own}"),
+        (Some(parent), true) => format!("/api/v1/geometry?parent={parent} {own}"),
+        (None, true) => own,
+    };
     let c = Chrome::new(&ctx, "areas", d.area.name.clone());
     Ok(render(&AreaPage { c, d, children, q: query, child_level, map_urls }))
 }
