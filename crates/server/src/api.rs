@@ -162,10 +162,17 @@ pub struct AreaDetail {
     pub team: Vec<MemberDto>,
 }
 
+/// A page of areas in code order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AreaList {
     pub items: Vec<AreaDto>,
+    /// When more areas follow: pass this as `after` to get the next page.
+    pub next_after: Option<String>,
 }
+
+/// Default and largest page sizes of area lists.
+pub const DEFAULT_LIMIT: i64 = 1000;
+pub const MAX_LIMIT: i64 = 10_000;
 
 /// A grid found for a point.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -210,6 +217,8 @@ pub(crate) async fn find_area(state: &AppState, code: &AreaCode) -> Result<AreaR
         ("parent" = Option<String>, Query, description = "Only the children of this area"),
         ("level" = Option<LevelDto>, Query, description = "Only areas of this level"),
         ("within" = Option<String>, Query, description = "Only areas under this code (prefix), itself included"),
+        ("after" = Option<String>, Query, description = "Cursor: only areas whose code sorts after this one (the previous page's next_after)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 10000 (default 1000)"),
     ),
     responses(
         (status = 200, description = "The areas, in code order", body = AreaList),
@@ -217,9 +226,27 @@ pub(crate) async fn find_area(state: &AppState, code: &AreaCode) -> Result<AreaR
     )
 )]
 pub async fn list_areas(State(state): State<AppState>, q: Params) -> Result<Json<AreaList>, ApiError> {
-    let filter = AreaFilter { parent: q.code("parent")?, level: q.level("level")?, within: q.code("within")?, limit: None };
-    let rows = state.db.list_areas(&filter).await?;
-    Ok(Json(AreaList { items: rows.iter().map(AreaDto::from).collect() }))
+    let limit = match q.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => v.parse::<i64>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+            ApiError::bad_request("invalid_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}, got {v:?}"))
+        })?,
+    };
+    let filter = AreaFilter {
+        parent: q.code("parent")?,
+        level: q.level("level")?,
+        within: q.code("within")?,
+        after: q.code("after")?,
+        limit: Some(limit + 1),
+    };
+    let mut rows = state.db.list_areas(&filter).await?;
+    let next_after = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.code.to_string())
+    } else {
+        None
+    };
+    Ok(Json(AreaList { items: rows.iter().map(AreaDto::from).collect(), next_after }))
 }
 
 /// Read an area with its ancestry, children and team.
@@ -302,7 +329,7 @@ pub async fn area_geometry(State(state): State<AppState>, Path(raw): Path<String
     )
 )]
 pub async fn geometry_collection(State(state): State<AppState>, q: Params) -> Result<Response, ApiError> {
-    let filter = AreaFilter { parent: q.code("parent")?, level: q.level("level")?, within: q.code("within")?, limit: None };
+    let filter = AreaFilter { parent: q.code("parent")?, level: q.level("level")?, within: q.code("within")?, ..AreaFilter::default() };
     let recs = state.db.area_records(&filter).await?;
     Ok(geojson(feature_collection(&recs)))
 }

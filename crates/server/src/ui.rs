@@ -155,7 +155,7 @@ fn render<T: Template>(t: &T) -> Html<String> {
 
 struct LevelCount {
     level: &'static str,
-    count: usize,
+    count: i64,
 }
 
 #[derive(Template)]
@@ -168,12 +168,17 @@ struct HomePage {
 }
 
 async fn home(State(state): State<AppState>, ctx: Ctx) -> Result<Html<String>, UiError> {
-    let all = state.db.list_areas(&AreaFilter::default()).await.map_err(|e| UiError::from_api(&ctx, e.into()))?;
+    let by_level = state.db.count_by_level().await.map_err(|e| UiError::from_api(&ctx, e.into()))?;
     let counts = Level::ALL
         .iter()
-        .map(|l| LevelCount { level: l.as_str(), count: all.iter().filter(|a| a.level == *l).count() })
+        .map(|l| LevelCount { level: l.as_str(), count: by_level.get(l).copied().unwrap_or(0) })
         .collect();
-    let roots: Vec<api::AreaDto> = all.iter().filter(|a| a.level == Level::District).map(api::AreaDto::from).collect();
+    let districts = state
+        .db
+        .list_areas(&AreaFilter { level: Some(Level::District), ..AreaFilter::default() })
+        .await
+        .map_err(|e| UiError::from_api(&ctx, e.into()))?;
+    let roots: Vec<api::AreaDto> = districts.iter().map(api::AreaDto::from).collect();
     let streets = match roots.first() {
         Some(d) => {
             let code = AreaCode::parse(&d.code).map_err(|e| UiError::from_api(&ctx, e.into()))?;

@@ -144,6 +144,22 @@ async fn lists_filter_by_parent_and_level(d: Dialect) {
     let Some(app) = TestApp::with_demo(d).await else { return };
     let all = app.get("/api/v1/areas").await.json();
     assert_eq!(all["items"].as_array().expect("items").len(), 749);
+    assert!(all["next_after"].is_null());
+    // Pages of 300 walk the whole list once, in code order.
+    let mut seen: Vec<String> = Vec::new();
+    let mut url = "/api/v1/areas?limit=300".to_string();
+    loop {
+        let page = app.get(&url).await.json();
+        seen.extend(page["items"].as_array().expect("items").iter().map(|a| a["code"].as_str().unwrap_or("").to_string()));
+        match page["next_after"].as_str() {
+            Some(next) => url = format!("/api/v1/areas?limit=300&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 749);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    app.get("/api/v1/areas?limit=0").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_limit");
+    app.get("/api/v1/areas?limit=abc").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_limit");
     let grids = app.get("/api/v1/areas?level=grid").await.json();
     assert_eq!(grids["items"].as_array().expect("items").len(), 628);
     let ded = app.get("/api/v1/areas?level=dedicated").await.json();

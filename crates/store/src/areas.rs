@@ -32,6 +32,8 @@ pub struct AreaFilter {
     pub level: Option<Level>,
     /// Only areas whose code starts with this one (the area itself included).
     pub within: Option<AreaCode>,
+    /// Only areas whose code sorts after this one (a page's cursor).
+    pub after: Option<AreaCode>,
     pub limit: Option<i64>,
 }
 
@@ -88,6 +90,10 @@ fn filter_sql(f: &AreaFilter) -> (String, Vec<String>) {
         args.push(format!("{w}%"));
         clauses.push(format!("code LIKE ${}", args.len()));
     }
+    if let Some(a) = &f.after {
+        args.push(a.to_string());
+        clauses.push(format!("code > ${}", args.len()));
+    }
     let mut sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
     sql.push_str(" ORDER BY code");
     if let Some(n) = f.limit {
@@ -129,6 +135,17 @@ impl Db {
             q = q.bind(a);
         }
         q.fetch_all(&self.pool).await?.iter().map(area_record).collect()
+    }
+
+    /// How many areas each level has.
+    pub async fn count_by_level(&self) -> Result<HashMap<Level, i64>, StoreError> {
+        let rows = sqlx::query("SELECT level, COUNT(*) AS n FROM areas GROUP BY level").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let level: String = r.try_get("level")?;
+                Ok((level.parse().map_err(|e| corrupt("areas.level", e))?, r.try_get::<i64, _>("n")?))
+            })
+            .collect()
     }
 
     pub async fn count_areas(&self) -> Result<i64, StoreError> {

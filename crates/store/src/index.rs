@@ -2,7 +2,7 @@
 //! kept current from the change log. Readers take a snapshot (`Arc<GridIndex>`) and never
 //! wait for a rebuild.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use domain::geometry::AreaRecord;
@@ -31,12 +31,7 @@ impl GridFollower {
         // Read the sequence first: a change that lands during the load is applied again
         // on the next refresh, which is harmless.
         let last_seq = db.last_change_seq().await?;
-        let mut grids = BTreeMap::new();
-        for level in [Level::Grid, Level::Dedicated] {
-            for r in db.area_records(&AreaFilter { level: Some(level), ..AreaFilter::default() }).await? {
-                grids.insert(r.code.clone(), r);
-            }
-        }
+        let grids = load_grids(db).await?;
         let index = GridIndex::build(grids.values());
         Ok(GridFollower {
             state: tokio::sync::Mutex::new(FollowState { last_seq, grids }),
@@ -65,18 +60,24 @@ impl GridFollower {
         loop {
             let batch = db.changes_since(state.last_seq, 5000).await?;
             let Some(last) = batch.last().map(|c| c.seq) else { break };
-            for c in batch.iter().filter(|c| c.entity == "area") {
-                let Ok(code) = AreaCode::parse(&c.key) else { continue };
-                match db.area_record(&code).await? {
-                    Some(r) if r.level.is_grid() => {
-                        state.grids.insert(code, r);
-                    }
-                    _ => {
-                        state.grids.remove(&code);
+            let changed: BTreeSet<AreaCode> =
+                batch.iter().filter(|c| c.entity == "area").filter_map(|c| AreaCode::parse(&c.key).ok()).collect();
+            if changed.len() > FULL_RELOAD_AFTER {
+                // A bulk load (a demo, a district-wide import): one query beats thousands.
+                state.grids = load_grids(db).await?;
+            } else {
+                for code in &changed {
+                    match db.area_record(code).await? {
+                        Some(r) if r.level.is_grid() => {
+                            state.grids.insert(code.clone(), r);
+                        }
+                        _ => {
+                            state.grids.remove(code);
+                        }
                     }
                 }
-                applied += 1;
             }
+            applied += changed.len();
             state.last_seq = last;
         }
         if applied > 0 {
@@ -88,4 +89,17 @@ impl GridFollower {
         }
         Ok(applied)
     }
+}
+
+/// Above this many changed areas in one batch, the follower reloads every grid at once.
+const FULL_RELOAD_AFTER: usize = 500;
+
+async fn load_grids(db: &Db) -> Result<BTreeMap<AreaCode, AreaRecord>, StoreError> {
+    let mut grids = BTreeMap::new();
+    for level in [Level::Grid, Level::Dedicated] {
+        for r in db.area_records(&AreaFilter { level: Some(level), ..AreaFilter::default() }).await? {
+            grids.insert(r.code.clone(), r);
+        }
+    }
+    Ok(grids)
 }

@@ -28,6 +28,7 @@ on_both_backends!(
     import_is_all_or_nothing,
     import_checks_against_the_stored_tree,
     follower_tracks_the_change_log,
+    follower_reloads_after_a_bulk_load,
     export_round_trips,
     data_survives_reopening,
 );
@@ -181,6 +182,25 @@ async fn follower_tracks_the_change_log(d: Dialect) {
     let changes = db.changes_since(0, 100).await.expect("changes");
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(changes.len(), 7);
+}
+
+async fn follower_reloads_after_a_bulk_load(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let follower = GridFollower::start(&db).await.expect("start");
+    assert!(follower.snapshot().is_empty());
+    // 749 changes in one batch: the follower reloads every grid in one query.
+    let district = demo::generate(DemoOptions::default()).expect("demo");
+    db.load_demo(&district).await.expect("load");
+    assert_eq!(follower.refresh(&db).await.expect("refresh"), 749);
+    let index = follower.snapshot();
+    assert_eq!(index.len(), 638);
+    let fresh_index = domain::GridIndex::build(&district.areas);
+    let mut rng = domain::rng::Rng::new(3);
+    for _ in 0..500 {
+        let lat = demo::CENTRE_LAT + rng.range_f64(-0.08, 0.08);
+        let lon = demo::CENTRE_LON + rng.range_f64(-0.1, 0.1);
+        assert_eq!(index.locate_grid(lon, lat), fresh_index.locate_grid(lon, lat));
+    }
 }
 
 async fn export_round_trips(d: Dialect) {
