@@ -38,38 +38,58 @@ fn http_get(addr: &str, path: &str) -> String {
     out
 }
 
+/// A `civicgrid serve --demo` process on a free port, stopped when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+    /// What it printed before it served.
+    lines: Vec<String>,
+}
+
+impl Server {
+    fn start(db: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
+            .args(["--db", db, "serve", "--demo", "--listen", "127.0.0.1:0"])
+            .env("CIVICGRID_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            if let Some(rest) = line.strip_prefix("civicgrid is serving at http://") {
+                let addr = rest.trim_end_matches('/').to_string();
+                return Server { child, addr, lines };
+            }
+            lines.push(line);
+        }
+        let _ = child.kill();
+        panic!("civicgrid serve never said where it serves; it printed {lines:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn serve_with_demo_is_healthy_and_answers() {
     let dir = temp_dir("serve");
     let db = format!("sqlite://{}", dir.join("cg.db").display());
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
-        .args(["--db", &db, "serve", "--demo", "--listen", "127.0.0.1:0"])
-        .env("CIVICGRID_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut addr = None;
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("line");
-        if let Some(rest) = line.strip_prefix("civicgrid is serving at http://") {
-            addr = Some(rest.trim_end_matches('/').to_string());
-            break;
-        }
-        lines.push(line);
-    }
-    let addr = addr.unwrap_or_else(|| panic!("no serving line; got {lines:?}"));
-    assert!(lines.iter().any(|l| l.contains("628 basic grids")), "the demo was loaded first: {lines:?}");
-    let health = http_get(&addr, "/healthz");
+    let server = Server::start(&db);
+    assert!(server.lines.iter().any(|l| l.contains("628 basic grids")), "the demo was loaded first: {:?}", server.lines);
+    let health = http_get(&server.addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     eprintln!("healthy {:?} after start (debug build, demo included)", started.elapsed());
-    let located = http_get(&addr, "/api/v1/locate?lat=27.25&lon=111.45");
+    let located = http_get(&server.addr, "/api/v1/locate?lat=27.25&lon=111.45");
     assert!(located.contains("\"status\":\"assigned\""), "{located}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 
     // Serving again on the same store reuses it: the demo is not loaded twice.
     let out = civicgrid(&["--db", &db, "demo"]);
@@ -171,4 +191,38 @@ async fn demo_and_export_on_postgres() {
     assert!(features.iter().all(|f| f["properties"]["parent"] == "430503"));
     let out = civicgrid(&["--db", &url, "areas", "export", "--level", "county"]);
     assert!(!out.status.success() && text(&out.stderr).contains("unknown level"));
+}
+
+/// The map page, loaded in headless Chromium (Debian's `chromium`), runs its scripts and
+/// draws the grids. Skipped, loudly, on a machine without Chromium.
+#[test]
+fn map_page_draws_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        eprintln!("SKIPPED map_page_draws_in_headless_chromium: no Chromium here (apt-get install chromium)");
+        return;
+    };
+    let dir = temp_dir("chromium");
+    let db = format!("sqlite://{}", dir.join("cg.db").display());
+    let server = Server::start(&db);
+    let url = format!("http://{}/map", server.addr);
+    let run = |extra: &[&str]| {
+        Command::new(chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+            .args(["--disable-component-update", "--disable-sync", "--window-size=1366,860", "--virtual-time-budget=10000"])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run chromium")
+    };
+    let dom = text(&run(&["--dump-dom"]).stdout);
+    assert!(dom.contains("leaflet-container"), "Leaflet started: {}", &dom[..dom.len().min(2000)]);
+    assert!(dom.contains("data-ready=\"true\""), "every GeoJSON layer loaded and was drawn");
+    assert!(dom.contains("<canvas"), "the grids are drawn on a canvas");
+    assert!(dom.contains("坐标查询网格"), "the page is in Chinese");
+    let shot = dir.join("map.png");
+    run(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("a screenshot was written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 30_000, "a drawn map, not a blank page ({} bytes)", png.len());
 }
