@@ -276,6 +276,20 @@ fn apportion(total: usize, weights: &[usize]) -> Vec<usize> {
     shares
 }
 
+/// Move shares above `cap` (codes have three digits) to the shares with the most room.
+fn capped(mut shares: Vec<usize>, cap: usize) -> Vec<usize> {
+    let mut excess: usize = shares.iter().map(|s| s.saturating_sub(cap)).sum();
+    for s in shares.iter_mut() {
+        *s = (*s).min(cap);
+    }
+    while excess > 0 {
+        let Some(k) = (0..shares.len()).filter(|&k| shares[k] < cap).min_by_key(|&k| shares[k]) else { break };
+        shares[k] += 1;
+        excess -= 1;
+    }
+    shares
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum StreetKind {
     Urban,
@@ -355,7 +369,7 @@ pub fn generate(opts: DemoOptions) -> Result<DemoDistrict, DemoError> {
         geometry: outline(&lat, &all),
     }];
     let mut team = Vec::new();
-    let comm_shares = apportion(n_comm, &street_cells.iter().map(Vec::len).collect::<Vec<_>>());
+    let comm_shares = capped(apportion(n_comm, &street_cells.iter().map(Vec::len).collect::<Vec<_>>()), 999);
     let mut communities: Vec<(AreaCode, String, Vec<Cell>)> = Vec::new();
 
     for (s, cells) in street_cells.iter_mut().enumerate() {

@@ -63,7 +63,8 @@ pub const PLACE_ROOTS: &[&str] = &[
     "凤凰", "麒麟", "双凤", "高峰", "大洲", "小溪", "清水", "石塘", "马鞍", "牛角", "龙泉",
 ];
 
-/// A place name not used before in `used`, from the roots, with a number when they run out.
+/// A place name not used before in `used`, from the roots; once they run out, a root with
+/// a number (红旗二, 红旗三 …, then 红旗100 …), so any number of names can be made.
 pub fn unique_place(rng: &mut Rng, used: &mut std::collections::HashSet<String>) -> String {
     for _ in 0..16 {
         let root = rng.pick(PLACE_ROOTS);
@@ -71,15 +72,14 @@ pub fn unique_place(rng: &mut Rng, used: &mut std::collections::HashSet<String>)
             return (*root).to_string();
         }
     }
-    let mut n = used.len();
-    loop {
-        let root = rng.pick(PLACE_ROOTS);
-        let candidate = format!("{root}{}", chinese_ordinal(n % 99 + 1));
+    let root = rng.pick(PLACE_ROOTS);
+    for k in 2.. {
+        let candidate = if k < 100 { format!("{root}{}", chinese_ordinal(k)) } else { format!("{root}{k}") };
         if used.insert(candidate.clone()) {
             return candidate;
         }
-        n += 1;
     }
+    unreachable!("the numbers never run out")
 }
 
 /// 1 → 一, 12 → 十二, 35 → 三十五 (for 1..=99).
@@ -90,5 +90,22 @@ pub fn chinese_ordinal(n: usize) -> String {
         1..=9 => D[n].into(),
         10..=19 => format!("十{}", D[n % 10]),
         _ => format!("{}十{}", D[(n / 10) % 10], D[n % 10]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_names_never_run_out() {
+        let mut rng = Rng::new(1);
+        let mut used = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            unique_place(&mut rng, &mut used);
+        }
+        assert_eq!(used.len(), 20_000);
+        assert_eq!(chinese_ordinal(35), "三十五");
+        assert_eq!(chinese_ordinal(10), "十");
     }
 }

@@ -189,3 +189,18 @@ fn import_refuses_malformed_geometry() {
     assert_eq!(problems_of("{not json")[0].reason, "malformed_json");
     assert_eq!(problems_of(r#"{"type":"Feature"}"#)[0].reason, "not_a_feature_collection");
 }
+
+#[test]
+fn demo_scales_with_unique_codes_and_names() {
+    let d = demo::generate(DemoOptions { scale: 100, seed: 1 }).expect("demo");
+    assert_eq!(count(&d, Level::Street), 12);
+    assert_eq!(count(&d, Level::Community), 9_800);
+    assert_eq!(count(&d, Level::Grid), 62_800);
+    assert_eq!(count(&d, Level::Dedicated), 1_000);
+    let codes: std::collections::HashSet<_> = d.areas.iter().map(|a| &a.code).collect();
+    assert_eq!(codes.len(), d.areas.len());
+    let communities: std::collections::HashSet<_> =
+        d.areas.iter().filter(|a| a.level == Level::Community).map(|a| &a.name).collect();
+    assert_eq!(communities.len(), 9_800, "community names are unique");
+    assert!(matches!(demo::generate(DemoOptions { scale: 101, seed: 1 }), Err(demo::DemoError::Scale(101))));
+}
