@@ -31,6 +31,10 @@ pub enum DomainError {
     InvalidLongitude(String),
     #[error("{0}")]
     InvalidGeometry(String),
+    #[error("unknown role {0:?}")]
+    InvalidRole(String),
+    #[error("not a mainland mobile number: {0:?} (11 digits starting 13-19)")]
+    InvalidPhone(String),
 }
 
 impl DomainError {
@@ -50,6 +54,8 @@ impl DomainError {
             DomainError::InvalidLatitude(_) => "invalid_latitude",
             DomainError::InvalidLongitude(_) => "invalid_longitude",
             DomainError::InvalidGeometry(_) => "invalid_geometry",
+            DomainError::InvalidRole(_) => "invalid_role",
+            DomainError::InvalidPhone(_) => "invalid_phone",
         }
     }
 }

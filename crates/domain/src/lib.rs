@@ -4,7 +4,9 @@
 //! Pure: no database, no HTTP, no async runtime, no clock reads. The clock and the random
 //! source are passed in ([`clock::Clock`], [`rng::Rng`]).
 
+pub mod access;
 pub mod area;
+pub mod audit;
 pub mod clock;
 pub mod demo;
 pub mod error;
@@ -12,7 +14,9 @@ pub mod geometry;
 pub mod locate;
 pub mod names;
 pub mod rng;
+pub mod time;
 
+pub use access::{Credential, Phone, Principal, Role};
 pub use area::{AreaCode, DedicatedKind, Level, Scope, TeamMember, TeamRole};
 pub use error::DomainError;
 pub use geometry::AreaRecord;
