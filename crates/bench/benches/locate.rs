@@ -9,7 +9,8 @@
 //!    (where the boundary rule decides), `ST_Covers … ORDER BY code LIMIT 1` being the rule.
 //!
 //! Ratios are printed at the end; nothing is asserted. Run it with `scripts/bench-locate.sh`
-//! or `cargo bench -p bench --bench locate`; the baseline is at `CIVICGRID_BENCH_POSTGRES`.
+//! or `cargo bench -p bench --bench locate`; the baseline is at `CIVICGRID_BENCH_POSTGRES`, in a
+//! schema dropped at the end unless `CIVICGRID_BENCH_KEEP_SCHEMA` is set.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
@@ -160,6 +161,8 @@ struct PlanFigure {
     best: Duration,
     /// Points whose answer differs from the rule query's.
     disagreements: usize,
+    /// PostgreSQL planned parallel workers (so it used more than one core).
+    parallel: bool,
 }
 
 struct Mismatch {
@@ -188,6 +191,11 @@ impl PgFigures {
     fn fastest(&self) -> Option<&PlanFigure> {
         self.plans.iter().filter(|p| p.disagreements == 0).min_by_key(|p| p.best)
     }
+
+    /// The fastest plan that ran in one server process (one core, like ours).
+    fn fastest_serial(&self) -> Option<&PlanFigure> {
+        self.plans.iter().filter(|p| p.disagreements == 0 && !p.parallel).min_by_key(|p| p.best)
+    }
 }
 
 struct Pg {
@@ -213,7 +221,11 @@ async fn postgis(url: &str, cases: &[Case]) -> Result<Pg, String> {
     for case in cases {
         scales.push(measure(&mut conn, case).await?);
     }
-    drop_schema(&mut conn, SCHEMA).await?;
+    if std::env::var_os("CIVICGRID_BENCH_KEEP_SCHEMA").is_some() {
+        println!("keeping schema {SCHEMA} for inspection (CIVICGRID_BENCH_KEEP_SCHEMA is set)");
+    } else {
+        drop_schema(&mut conn, SCHEMA).await?;
+    }
     Ok(Pg { version, scales })
 }
 
@@ -344,9 +356,15 @@ async fn measure(conn: &mut PgConnection, case: &Case) -> Result<PgFigures, Stri
     print_agreement(&format!("{} grid vertices", thousands(case.vertices.len() as f64)), &vertices);
 
     // Batch plans: every point's answer fetched by the client; best of BATCH_RUNS after a warm-up.
-    let plans: [(&'static str, String); 3] = [
+    // (name, whether PostgreSQL may use parallel workers, SQL)
+    let planner_join = format!(
+        "SELECT DISTINCT ON (p.id) p.id, g.code FROM {p} p JOIN {g} g ON ST_Covers(g.geom, p.geom) \
+         ORDER BY p.id, g.code"
+    );
+    let plans: [(&'static str, bool, String); 4] = [
         (
             "point-driven LATERAL (ORDER BY code LIMIT 1)",
+            true,
             format!(
                 "SELECT p.id, g.code FROM {p} p CROSS JOIN LATERAL \
                  (SELECT code FROM {g} g WHERE ST_Covers(g.geom, p.geom) ORDER BY code LIMIT 1) g"
@@ -354,21 +372,20 @@ async fn measure(conn: &mut PgConnection, case: &Case) -> Result<PgFigures, Stri
         ),
         (
             "polygon-driven LATERAL (min(code) per point)",
+            true,
             format!(
                 "SELECT p.id, min(g.code) FROM {g} g CROSS JOIN LATERAL \
                  (SELECT id FROM {p} p WHERE ST_Covers(g.geom, p.geom)) p GROUP BY p.id"
             ),
         ),
-        (
-            "planner's join (DISTINCT ON point)",
-            format!(
-                "SELECT DISTINCT ON (p.id) p.id, g.code FROM {p} p JOIN {g} g ON ST_Covers(g.geom, p.geom) \
-                 ORDER BY p.id, g.code"
-            ),
-        ),
+        ("planner's join (DISTINCT ON point)", true, planner_join.clone()),
+        ("planner's join, no parallel workers", false, planner_join),
     ];
     let mut figures = Vec::new();
-    for (name, sql) in plans {
+    for (name, may_parallel, sql) in plans {
+        if !may_parallel {
+            exec(conn, "SET max_parallel_workers_per_gather = 0".into()).await?;
+        }
         let explain: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (COSTS OFF) {sql}")))
             .fetch_all(&mut *conn)
             .await
@@ -399,10 +416,14 @@ async fn measure(conn: &mut PgConnection, case: &Case) -> Result<PgFigures, Stri
                 String::new()
             }
         );
+        let parallel = explain.iter().any(|l| l.contains("Gather"));
         for line in explain {
             println!("      {line}");
         }
-        figures.push(PlanFigure { name, best, disagreements });
+        if !may_parallel {
+            exec(conn, "RESET max_parallel_workers_per_gather".into()).await?;
+        }
+        figures.push(PlanFigure { name, best, disagreements, parallel });
     }
 
     // Prepared single-point lookups, one round trip each.
@@ -454,7 +475,7 @@ fn summary(cases: &[Case], ours: &[Option<Estimate>], pg: Option<&Pg>) {
     let rows = |label: &str, cells: Vec<String>| {
         print!("{label:<44}");
         for c in cells {
-            print!(" {c:>30}");
+            print!(" {c:>46}");
         }
         println!();
     };
@@ -499,7 +520,8 @@ fn summary(cases: &[Case], ours: &[Option<Estimate>], pg: Option<&Pg>) {
             })
             .collect(),
     );
-    rows("  plan", figs.iter().map(|f| f.fastest().map_or(String::new(), |p| p.name.to_string())).collect());
+    let plan_name = |p: &PlanFigure| if p.parallel { format!("{} +workers", p.name) } else { p.name.to_string() };
+    rows("  plan", figs.iter().map(|f| f.fastest().map_or(String::new(), plan_name)).collect());
     rows(
         &format!("  ours ÷ batch (target ≥{TARGET_VS_BATCH}×)"),
         rate.iter()
@@ -509,6 +531,25 @@ fn summary(cases: &[Case], ours: &[Option<Estimate>], pg: Option<&Pg>) {
                     let ratio = r / (CHECK_POINTS as f64 / p.best.as_secs_f64());
                     format!("{} {}", times(ratio), met(ratio >= TARGET_VS_BATCH))
                 }
+                _ => "n/a".into(),
+            })
+            .collect(),
+    );
+    rows(
+        "PostGIS fastest one-process plan, points/s",
+        figs.iter()
+            .map(|f| {
+                f.fastest_serial().map_or("none".into(), |p| thousands(CHECK_POINTS as f64 / p.best.as_secs_f64()))
+            })
+            .collect(),
+    );
+    rows("  plan", figs.iter().map(|f| f.fastest_serial().map_or(String::new(), plan_name)).collect());
+    rows(
+        "  ours ÷ one-process batch (core for core)",
+        rate.iter()
+            .zip(figs)
+            .map(|(r, f)| match (r, f.fastest_serial()) {
+                (Some(r), Some(p)) => times(r / (CHECK_POINTS as f64 / p.best.as_secs_f64())),
                 _ => "n/a".into(),
             })
             .collect(),
@@ -561,7 +602,7 @@ fn summary(cases: &[Case], ours: &[Option<Estimate>], pg: Option<&Pg>) {
     );
     rows("our index build", cases.iter().map(|c| format!("{:.1} ms", c.build.as_secs_f64() * 1e3)).collect());
     for (c, f) in cases.iter().zip(figs) {
-        for m in f.random.mismatches.iter().chain(&f.vertices.mismatches) {
+        for m in f.random.mismatches.iter().chain(&f.vertices.mismatches).take(SHOW_MISMATCHES) {
             println!(
                 "mismatch at scale {}: ({:?}, {:?}) ours {} PostGIS {}",
                 c.scale,

@@ -61,6 +61,27 @@ const KEYS: &[Key] = &[
         help: "how often (ms) derived indexes read the change log",
     },
     Key { name: "log", env: "CIVICGRID_LOG", default: "info", secret: false, help: "log filter (tracing EnvFilter syntax)" },
+    Key {
+        name: "session_idle_minutes",
+        env: "CIVICGRID_SESSION_IDLE_MINUTES",
+        default: "30",
+        secret: false,
+        help: "a web session ends after this many minutes without a request",
+    },
+    Key {
+        name: "session_absolute_hours",
+        env: "CIVICGRID_SESSION_ABSOLUTE_HOURS",
+        default: "12",
+        secret: false,
+        help: "a web session (and a login token) ends this many hours after login, busy or not",
+    },
+    Key {
+        name: "secure_cookies",
+        env: "CIVICGRID_SECURE_COOKIES",
+        default: "false",
+        secret: false,
+        help: "mark cookies Secure even without an X-Forwarded-Proto: https header (set true behind TLS)",
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +132,7 @@ impl Config {
                 let s = match v {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
                     other => {
                         return Err(ConfigError::Parse {
                             path,
@@ -134,6 +156,8 @@ impl Config {
         let cfg = Config { values };
         cfg.change_poll_ms()?;
         cfg.listen()?;
+        cfg.session_policy()?;
+        cfg.secure_cookies()?;
         Ok(cfg)
     }
 
@@ -175,6 +199,31 @@ impl Config {
 
     pub fn log(&self) -> &str {
         self.get("log").0
+    }
+
+    fn whole(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Result<i64, ConfigError> {
+        let (v, s) = self.get(key);
+        v.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| ConfigError::Invalid {
+            key,
+            origin: s.clone(),
+            message: format!("{v:?} is not a whole number from {} to {}", range.start(), range.end()),
+        })
+    }
+
+    pub fn session_policy(&self) -> Result<store::auth::SessionPolicy, ConfigError> {
+        Ok(store::auth::SessionPolicy {
+            idle_ms: self.whole("session_idle_minutes", 1..=24 * 60)? * 60_000,
+            absolute_ms: self.whole("session_absolute_hours", 1..=24 * 7)? * 3_600_000,
+        })
+    }
+
+    pub fn secure_cookies(&self) -> Result<bool, ConfigError> {
+        let (v, s) = self.get("secure_cookies");
+        match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid { key: "secure_cookies", origin: s.clone(), message: format!("{v:?} is not true or false") }),
+        }
     }
 
     /// The configuration as TOML, each value with its source, secrets redacted.

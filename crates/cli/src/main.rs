@@ -1,6 +1,7 @@
 //! The `civicgrid` binary: serve, demo, areas import/export, config.
 
 mod config;
+mod users;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -55,6 +56,70 @@ enum Command {
     },
     /// Print the effective configuration, with where each value came from (secrets redacted).
     Config,
+    /// Accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. Reads the password from standard input: two lines, the password
+    /// and its confirmation.
+    Add {
+        /// Username: 3-32 of a-z, 0-9, '.', '_', '-'.
+        name: String,
+        /// operator, dispatcher, shift_lead, department_handler, street_staff, community_staff,
+        /// grid_leader, grid_worker, volunteer, auditor, admin, api_client
+        #[arg(long)]
+        role: String,
+        /// The area the account sees (its subtree), e.g. 430503 or 430503001.
+        #[arg(long)]
+        area: String,
+        /// The department (department handlers).
+        #[arg(long)]
+        department: Option<String>,
+        /// The display name (default: the username).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The password is temporary: it must be changed at first login.
+        #[arg(long)]
+        temporary: bool,
+    },
+    /// Change a password (two lines on standard input). Ends the account's sessions and
+    /// revokes its tokens.
+    Passwd { name: String },
+    /// Disable an account: its sessions end and its tokens are revoked.
+    Disable { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for an account and print it, alone, on standard output. It is
+    /// shown once and stored hashed.
+    Create {
+        name: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the whole trail; exits non-zero and names the first broken row.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -154,6 +219,8 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                 tile_url: cfg.tile_url(),
                 tile_attribution: cfg.tile_attribution(),
                 change_poll: Duration::from_millis(cfg.change_poll_ms()?),
+                session_policy: cfg.session_policy()?,
+                secure_cookies: cfg.secure_cookies()?,
             };
             let state = server::AppState::new(db, server_cfg).await?;
             tracing::info!(
@@ -189,6 +256,27 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::User { command } => users::run(command, &open(&cfg).await?).await,
+        Command::Token { command: TokenCommand::Create { name, expires } } => {
+            let db = open(&cfg).await?;
+            let acc = db.account_by_username(&name).await?.ok_or_else(|| Failure(format!("no account named {name}")))?;
+            let expires_at = expires.map(|d| db.now_ms() + i64::from(d) * 86_400_000);
+            let token = db.create_token(&store::audit::Actor::cli("token create"), acc.id, "cli", expires_at).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let db = open(&cfg).await?;
+            match db.verify_audit().await? {
+                store::audit::ChainCheck::Intact { rows } => {
+                    println!("audit trail intact: {rows} rows, every hash chains to the row before");
+                    Ok(())
+                }
+                store::audit::ChainCheck::Broken { seq, reason } => {
+                    Err(Failure(format!("audit trail broken at row {seq}: {reason}")))
+                }
+            }
+        }
         Command::Areas { command: AreasCommand::Export { level, within, out } } => {
             let level = level.map(|l| l.parse::<Level>()).transpose()?;
             let within = within.map(|w| AreaCode::parse(&w)).transpose()?;
@@ -221,6 +309,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
     let district = demo::generate(opts)?;
     let generated = started.elapsed();
     let report = db.load_demo(&district).await?;
+    let accounts = users::demo_accounts(db, &district).await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
         "demo district {} {} (scale {}, seed {}): {} streets and townships, {} communities and villages, {} basic grids, {} dedicated grids, {} team members; {} areas stored in {:.1} s (generated in {:.1} s)",
@@ -237,5 +326,9 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         started.elapsed().as_secs_f64(),
         generated.as_secs_f64(),
     );
+    println!("\ndemo accounts (passwords generated for this run; change them with civicgrid user passwd NAME):");
+    for (username, role, area, password) in accounts {
+        println!("  {username:<12} {password}  {role:<18} {area}");
+    }
     Ok(())
 }

@@ -30,9 +30,19 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn http_get(addr: &str, path: &str) -> String {
+    http_send(addr, "GET", path, &[], "")
+}
+
+fn http_send(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
     out
@@ -70,6 +80,19 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The password the demo printed for an account.
+    fn password_of(&self, username: &str) -> String {
+        self.lines
+            .iter()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(username)).then(|| w.next().unwrap_or("").to_string())
+            })
+            .unwrap_or_else(|| panic!("the demo printed no password for {username}: {:?}", self.lines))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -87,7 +110,20 @@ fn serve_with_demo_is_healthy_and_answers() {
     let health = http_get(&server.addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     eprintln!("healthy {:?} after start (debug build, demo included)", started.elapsed());
-    let located = http_get(&server.addr, "/api/v1/locate?lat=27.25&lon=111.45");
+    let refused = http_get(&server.addr, "/api/v1/locate?lat=27.25&lon=111.45");
+    assert!(refused.starts_with("HTTP/1.1 401"), "the API needs a login: {refused}");
+    // The demo printed one account per role with a password made for this run.
+    let password = server.password_of("dispatcher");
+    let login = http_send(
+        &server.addr,
+        "POST",
+        "/api/v1/session",
+        &[("content-type", "application/json")],
+        &format!(r#"{{"username":"dispatcher","password":"{password}"}}"#),
+    );
+    assert!(login.starts_with("HTTP/1.1 201"), "{login}");
+    let token = login.split("\"token\":\"").nth(1).and_then(|t| t.split('"').next()).expect("token").to_string();
+    let located = http_send(&server.addr, "GET", "/api/v1/locate?lat=27.25&lon=111.45", &[("authorization", &format!("Bearer {token}"))], "");
     assert!(located.contains("\"status\":\"assigned\""), "{located}");
     drop(server);
 
@@ -205,7 +241,26 @@ fn map_page_draws_in_headless_chromium() {
     let dir = temp_dir("chromium");
     let db = format!("sqlite://{}", dir.join("cg.db").display());
     let server = Server::start(&db);
-    let url = format!("http://{}/map", server.addr);
+    // Sign in as the demo operator: a session made in the store, handed to Chromium as a
+    // cookie by a one-shot responder on another port (cookies ignore ports).
+    let session = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let store = store::Db::open(&db).await.expect("open the store");
+        let acc = store.account_by_username("operator").await.expect("read").expect("the demo operator");
+        store.create_session(acc.id, "chromium").await.expect("session").id
+    });
+    let handoff = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let handoff_addr = handoff.local_addr().expect("addr");
+    let target = format!("http://{}/map", server.addr);
+    // Serves every request (Chromium may also ask it for a favicon) until the test ends.
+    std::thread::spawn(move || {
+        for stream in handoff.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.1 302 Found\r\nSet-Cookie: cg_session={session}; Path=/; HttpOnly\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let url = format!("http://{handoff_addr}/");
     let run = |extra: &[&str]| {
         Command::new(chromium)
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
@@ -225,4 +280,66 @@ fn map_page_draws_in_headless_chromium() {
     run(&[&format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).expect("a screenshot was written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 30_000, "a drawn map, not a blank page ({} bytes)", png.len());
+}
+
+fn civicgrid_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
+        .args(args)
+        .env("CIVICGRID_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn users_tokens_and_the_audit_chain_from_the_command_line() {
+    let dir = temp_dir("users");
+    let db = format!("sqlite://{}", dir.join("cg.db").display());
+    let out = civicgrid(&["--db", &db, "demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    for role in ["admin", "auditor", "operator", "dispatcher", "shiftlead", "dept", "street", "community", "gridleader", "gridworker", "volunteer", "apiclient"] {
+        assert!(printed.lines().any(|l| l.trim_start().starts_with(&format!("{role} "))), "no demo account {role}: {printed}");
+    }
+    // Two runs never share passwords.
+    let dir2 = temp_dir("users2");
+    let other = text(&civicgrid(&["--db", &format!("sqlite://{}", dir2.join("cg.db").display()), "demo"]).stdout);
+    let pw = |s: &str| s.lines().find(|l| l.trim_start().starts_with("admin ")).map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string());
+    assert_ne!(pw(&printed), pw(&other));
+
+    // user add reads the password and its confirmation from standard input.
+    let out = civicgrid_stdin(&["--db", &db, "user", "add", "liu.yang", "--role", "grid_worker", "--area", "430503001"], "patrol-route-77\npatrol-route-77\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = civicgrid_stdin(&["--db", &db, "user", "add", "liu.qiang", "--role", "grid_worker", "--area", "430503001"], "patrol-route-77\npatrol-route-78\n");
+    assert!(!out.status.success() && text(&out.stderr).contains("differ"), "{}", text(&out.stderr));
+    let out = civicgrid_stdin(&["--db", &db, "user", "add", "liu.qiang", "--role", "grid_worker", "--area", "430503001"], "woaini1314\nwoaini1314\n");
+    assert!(!out.status.success() && text(&out.stderr).contains("common"), "{}", text(&out.stderr));
+    let out = civicgrid_stdin(&["--db", &db, "user", "add", "liu.qiang", "--role", "mayor", "--area", "430503001"], "patrol-route-77\npatrol-route-77\n");
+    assert!(!out.status.success() && text(&out.stderr).contains("unknown role"));
+
+    // token create prints the token alone.
+    let out = civicgrid(&["--db", &db, "token", "create", "liu.yang", "--expires", "30"]);
+    assert!(out.status.success());
+    let token = text(&out.stdout);
+    assert!(token.starts_with("cgt_") && token.trim().len() == 68 && token.lines().count() == 1, "{token:?}");
+    let out = civicgrid_stdin(&["--db", &db, "user", "passwd", "liu.yang"], "another-route-88\nanother-route-88\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = civicgrid(&["--db", &db, "user", "disable", "liu.yang"]);
+    assert!(out.status.success());
+
+    // The audit chain is intact, and an edited row is caught by number.
+    let out = civicgrid(&["--db", &db, "audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("intact"));
+    tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let store = store::Db::open(&db).await.expect("open");
+        store.tamper_audit_for_tests(3, "nothing to see").await.expect("tamper");
+    });
+    let out = civicgrid(&["--db", &db, "audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("broken at row 3"), "{}", text(&out.stderr));
 }

@@ -375,6 +375,8 @@ pub struct TeamMember {
     pub area: AreaCode,
     pub role: TeamRole,
     pub name: String,
+    /// Work phone: sensitive, shown masked unless read with a reason.
+    pub phone: Option<crate::access::Phone>,
 }
 
 #[cfg(test)]

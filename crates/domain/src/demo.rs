@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use geo_types::{Coord, LineString, MultiPolygon, Polygon};
 
+use crate::access::Phone;
 use crate::area::{AreaCode, DedicatedKind, Level, TeamMember, TeamRole};
 use crate::geometry::{AreaRecord, round7};
 use crate::names::{any_person_name, chinese_ordinal, unique_place};
@@ -440,7 +441,7 @@ pub fn generate(opts: DemoOptions) -> Result<DemoDistrict, DemoError> {
             kind: None,
             geometry: outline(&lat, &set),
         });
-        let police = any_person_name(&mut rng);
+        let police = (any_person_name(&mut rng), mobile(&mut rng));
         let mut sorted = cells.clone();
         sorted.sort_unstable_by_key(|&(i, j)| (-j, i));
         for (g, cell) in sorted.iter().enumerate() {
@@ -484,24 +485,33 @@ pub fn generate(opts: DemoOptions) -> Result<DemoDistrict, DemoError> {
                 kind: Some(kind),
                 geometry: MultiPolygon::new(vec![Polygon::new(LineString::new(ring), vec![])]),
             });
-            team.push(TeamMember { area: dcode.clone(), role: TeamRole::GridLeader, name: any_person_name(&mut rng) });
-            team.push(TeamMember { area: dcode, role: TeamRole::FullTimeMember, name: any_person_name(&mut rng) });
+            for role in [TeamRole::GridLeader, TeamRole::FullTimeMember] {
+                let name = any_person_name(&mut rng);
+                team.push(TeamMember { area: dcode.clone(), role, name, phone: Some(mobile(&mut rng)) });
+            }
             placed_dedicated += 1;
         }
     }
     Ok(DemoDistrict { areas, team })
 }
 
-fn grid_team(rng: &mut Rng, grid: &AreaCode, police: &str, team: &mut Vec<TeamMember>) {
+/// A plausible mainland mobile number (synthetic).
+pub fn mobile(rng: &mut Rng) -> Phone {
+    const PREFIXES: [&str; 12] = ["130", "131", "133", "135", "136", "137", "138", "139", "150", "151", "158", "188"];
+    let number = format!("{}{:08}", rng.pick(&PREFIXES), rng.below(100_000_000));
+    Phone::parse(&number).unwrap_or_else(|_| unreachable!("always 11 digits starting 13-18"))
+}
+
+fn grid_team(rng: &mut Rng, grid: &AreaCode, police: &(String, Phone), team: &mut Vec<TeamMember>) {
     let part_time = rng.below(3);
     let volunteers = rng.below(4);
     let mut roles = vec![TeamRole::GridLeader, TeamRole::FullTimeMember];
     roles.extend(std::iter::repeat_n(TeamRole::PartTimeMember, part_time));
     for role in roles {
-        team.push(TeamMember { area: grid.clone(), role, name: any_person_name(rng) });
+        team.push(TeamMember { area: grid.clone(), role, name: any_person_name(rng), phone: Some(mobile(rng)) });
     }
-    team.push(TeamMember { area: grid.clone(), role: TeamRole::GridPolice, name: police.to_string() });
+    team.push(TeamMember { area: grid.clone(), role: TeamRole::GridPolice, name: police.0.to_string(), phone: Some(police.1.clone()) });
     for _ in 0..volunteers {
-        team.push(TeamMember { area: grid.clone(), role: TeamRole::Volunteer, name: any_person_name(rng) });
+        team.push(TeamMember { area: grid.clone(), role: TeamRole::Volunteer, name: any_person_name(rng), phone: None });
     }
 }

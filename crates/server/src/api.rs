@@ -16,6 +16,7 @@ use store::{AreaFilter, AreaRow};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::AppState;
+use crate::auth::ApiCaller;
 use crate::problem::{ApiError, Problem};
 
 #[derive(OpenApi)]
@@ -25,11 +26,35 @@ use crate::problem::{ApiError, Problem};
         description = "The grid management command center's data: areas and grids (区划与网格), with their teams, geometry and point→grid lookup. Errors are RFC 9457 problem documents with a stable `code` and the request's `operation_id`. Times are UTC; geometry is WGS-84 (EPSG:4326) GeoJSON, longitude first.",
         license(name = "AGPL-3.0-or-later")
     ),
-    paths(list_areas, get_area, area_geometry, geometry_collection, locate),
+    paths(
+        list_areas, get_area, area_geometry, geometry_collection, locate,
+        crate::accounts::set_team, crate::accounts::login, crate::accounts::logout, crate::accounts::me,
+        crate::accounts::change_password, crate::accounts::list_accounts, crate::accounts::create_account,
+        crate::accounts::get_account, crate::accounts::update_account, crate::accounts::disable_account,
+        crate::accounts::enable_account, crate::accounts::reset_password, crate::accounts::unmask,
+        crate::accounts::search_audit,
+    ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
-    tags((name = "areas", description = "Areas and grids: district → street/township → community/village → grid"))
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "areas", description = "Areas and grids: district → street/township → community/village → grid"),
+        (name = "accounts", description = "Sessions, accounts, tokens and sensitive reads"),
+        (name = "audit", description = "The append-only, hash-chained audit trail (auditors)"),
+    )
 )]
 pub struct ApiDoc;
+
+/// Every route but login needs `Authorization: Bearer <token>` (or a web session).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
 
 /// The OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -145,12 +170,16 @@ pub struct ChildDto {
 /// A member of a grid team.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MemberDto {
+    /// For reading the full phone number (POST /api/v1/unmask, field team_member.phone).
+    pub id: i64,
     /// grid_leader, full_time_member, part_time_member, grid_police, volunteer
     #[schema(example = "grid_leader")]
     pub role: String,
     #[schema(example = "网格长")]
     pub role_name: String,
     pub name: String,
+    /// The work phone, masked: `138****5678`.
+    pub phone_masked: Option<String>,
 }
 
 /// An area with its ancestry (district first), its children and its team.
@@ -225,7 +254,7 @@ pub(crate) async fn find_area(state: &AppState, code: &AreaCode) -> Result<AreaR
         (status = 400, description = "A malformed code or unknown level", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_areas(State(state): State<AppState>, q: Params) -> Result<Json<AreaList>, ApiError> {
+pub async fn list_areas(State(state): State<AppState>, _c: ApiCaller, q: Params) -> Result<Json<AreaList>, ApiError> {
     let limit = match q.get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => v.parse::<i64>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
@@ -259,7 +288,7 @@ pub async fn list_areas(State(state): State<AppState>, q: Params) -> Result<Json
         (status = 404, description = "No such area", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_area(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<AreaDetail>, ApiError> {
+pub async fn get_area(State(state): State<AppState>, _c: ApiCaller, Path(raw): Path<String>) -> Result<Json<AreaDetail>, ApiError> {
     Ok(Json(area_detail(&state, &path_code(&raw)?).await?))
 }
 
@@ -284,10 +313,16 @@ pub(crate) async fn area_detail(state: &AppState, code: &AreaCode) -> Result<Are
         .collect();
     let team = state
         .db
-        .team(code)
+        .team_view(code)
         .await?
         .into_iter()
-        .map(|m| MemberDto { role: m.role.as_str().into(), role_name: m.role.name_zh().into(), name: m.name })
+        .map(|m| MemberDto {
+            id: m.id,
+            role: m.role.as_str().into(),
+            role_name: m.role.name_zh().into(),
+            name: m.name,
+            phone_masked: m.phone_masked,
+        })
         .collect();
     Ok(AreaDetail { area: AreaDto::from(&area), ancestry, children, team })
 }
@@ -305,7 +340,7 @@ fn geojson(v: serde_json::Value) -> Response {
         (status = 404, description = "No such area", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn area_geometry(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub async fn area_geometry(State(state): State<AppState>, _c: ApiCaller, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let code = path_code(&raw)?;
     let rec: AreaRecord = state
         .db
@@ -328,7 +363,7 @@ pub async fn area_geometry(State(state): State<AppState>, Path(raw): Path<String
         (status = 400, description = "A malformed code or unknown level", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn geometry_collection(State(state): State<AppState>, q: Params) -> Result<Response, ApiError> {
+pub async fn geometry_collection(State(state): State<AppState>, _c: ApiCaller, q: Params) -> Result<Response, ApiError> {
     let filter = AreaFilter { parent: q.code("parent")?, level: q.level("level")?, within: q.code("within")?, ..AreaFilter::default() };
     let recs = state.db.area_records(&filter).await?;
     Ok(geojson(feature_collection(&recs)))
@@ -349,7 +384,7 @@ pub async fn geometry_collection(State(state): State<AppState>, q: Params) -> Re
         (status = 400, description = "Latitude or longitude missing, not a number or out of range", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn locate(State(state): State<AppState>, q: Params) -> Result<Json<LocateResult>, ApiError> {
+pub async fn locate(State(state): State<AppState>, _c: ApiCaller, q: Params) -> Result<Json<LocateResult>, ApiError> {
     let (lat, lon) = domain::error::parse_point(q.get("lat").unwrap_or(""), q.get("lon").unwrap_or(""))?;
     Ok(Json(locate_point(&state, lat, lon)))
 }

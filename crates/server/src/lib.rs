@@ -5,12 +5,15 @@
 //! [`AppState`] (the store and the derived grid index), and answers JSON, HTML or an
 //! RFC 9457 problem document.
 
+pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod assets;
 pub mod i18n;
 pub mod opid;
 pub mod problem;
 pub mod ui;
+pub mod ui_account;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,11 +36,21 @@ pub struct ServerConfig {
     pub tile_attribution: String,
     /// How often the grid index looks at the change log.
     pub change_poll: Duration,
+    /// Idle and absolute limits of web sessions.
+    pub session_policy: store::auth::SessionPolicy,
+    /// Mark cookies Secure even without an `X-Forwarded-Proto: https` proxy header.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { tile_url: None, tile_attribution: String::new(), change_poll: Duration::from_secs(2) }
+        ServerConfig {
+            tile_url: None,
+            tile_attribution: String::new(),
+            change_poll: Duration::from_secs(2),
+            session_policy: store::auth::SessionPolicy::default(),
+            secure_cookies: false,
+        }
     }
 }
 
@@ -79,10 +92,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .merge(api::routes())
+        .merge(accounts::routes())
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        // Layers run bottom-up: the operation id first, then the caller.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .layer(axum::middleware::from_fn(opid::middleware))
         .with_state(state)
 }
@@ -111,7 +127,9 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> std::io::Result<()> {
     let app = router(state);
     tracing::info!(%addr, "civicgrid is serving");
     println!("civicgrid is serving at http://{addr}/");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     follower.abort();
     Ok(())
 }

@@ -33,7 +33,11 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut res = next.run(req).instrument(span.clone()).await;
     if let Some(err) = res.extensions_mut().remove::<ApiError>() {
-        res = err.render(&id);
+        // Keep the handler's headers (Retry-After, Set-Cookie …); write the body with the id.
+        let (mut parts, _) = res.into_parts();
+        let rendered = err.render(&id);
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        res = Response::from_parts(parts, rendered.into_body());
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-operation-id", v);

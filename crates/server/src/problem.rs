@@ -92,6 +92,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
             StoreError::NotFound(what) => ApiError::not_found("not_found", format!("{what} not found")),
+            StoreError::Invalid { code, message } => ApiError::bad_request(code, message.clone()),
+            StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message.clone()),
             StoreError::Import(problems) => {
                 let list: Vec<_> = problems
                     .iter()

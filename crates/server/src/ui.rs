@@ -13,6 +13,7 @@ use serde_json::Value;
 use store::AreaFilter;
 
 use crate::api::{self, AreaDetail, ChildDto, LocateResult, Params};
+use crate::auth::UiCaller;
 use crate::i18n::Lang;
 use crate::opid::OperationId;
 use crate::problem::ApiError;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/map/locate", get(locate_partial))
         .route("/lang", get(switch_lang))
         .route("/api/docs", get(docs_page))
+        .merge(crate::ui_account::routes())
 }
 
 /// What every page needs: language, operation id, the current path.
@@ -48,17 +50,66 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+/// The signed-in user, for the account menu.
+pub struct UserMenu {
+    pub display_name: String,
+    pub username: String,
+    pub role: domain::Role,
+    pub area: String,
+    pub csrf: String,
+}
+
 /// The page frame's data.
 pub struct Chrome {
     pub lang: Lang,
     pub active: &'static str,
     pub title: String,
     pub path: String,
+    pub user: Option<UserMenu>,
 }
 
 impl Chrome {
-    fn new(ctx: &Ctx, active: &'static str, title: impl Into<String>) -> Chrome {
-        Chrome { lang: ctx.lang, active, title: title.into(), path: ctx.path.clone() }
+    pub fn new(ctx: &Ctx, active: &'static str, title: impl Into<String>) -> Chrome {
+        Chrome { lang: ctx.lang, active, title: title.into(), path: ctx.path.clone(), user: None }
+    }
+
+    /// The frame for a signed-in user's page.
+    pub fn for_user(ctx: &Ctx, caller: &crate::auth::Caller, active: &'static str, title: impl Into<String>) -> Chrome {
+        let p = &caller.principal;
+        let user = UserMenu {
+            display_name: p.display_name.clone(),
+            username: p.username.clone(),
+            role: p.role,
+            area: p.area.to_string(),
+            csrf: caller.csrf.clone().unwrap_or_default(),
+        };
+        Chrome { user: Some(user), ..Chrome::new(ctx, active, title) }
+    }
+
+    pub fn role_name(&self) -> &'static str {
+        match &self.user {
+            Some(u) => match self.lang {
+                Lang::Zh => u.role.name_zh(),
+                Lang::En => u.role.name_en(),
+            },
+            None => "",
+        }
+    }
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role.manages_accounts())
+    }
+    pub fn is_auditor(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role.reads_audit())
+    }
+    pub fn may_unmask(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role.may_unmask())
+    }
+    pub fn csrf(&self) -> &str {
+        self.user.as_ref().map(|u| u.csrf.as_str()).unwrap_or("")
+    }
+    /// htmx sends this header with every request it makes from the page.
+    pub fn hx_headers(&self) -> String {
+        format!("{{\"X-CSRF-Token\": \"{}\"}}", self.csrf())
     }
     pub fn t(&self, key: &str) -> &'static str {
         self.lang.t(key)
@@ -90,7 +141,7 @@ impl Chrome {
     }
 }
 
-fn url_escape(s: &str) -> String {
+pub fn url_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
@@ -128,7 +179,7 @@ struct ErrorPage {
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
-        let c = Chrome { lang: self.lang, active: "", title: self.lang.t("error.title").into(), path: "/".into() };
+        let c = Chrome { lang: self.lang, active: "", title: self.lang.t("error.title").into(), path: "/".into(), user: None };
         let page = ErrorPage { c, status: self.status.as_u16(), message: self.message, op: self.op };
         (self.status, render(&page)).into_response()
     }
@@ -136,12 +187,12 @@ impl IntoResponse for UiError {
 
 /// The 404 page for paths no route knows.
 pub fn not_found_page(path: &str) -> Response {
-    let c = Chrome { lang: Lang::Zh, active: "", title: Lang::Zh.t("error.title").into(), path: path.into() };
+    let c = Chrome { lang: Lang::Zh, active: "", title: Lang::Zh.t("error.title").into(), path: path.into(), user: None };
     let page = ErrorPage { c, status: 404, message: Lang::Zh.t("error.not_found").into(), op: String::new() };
     (StatusCode::NOT_FOUND, render(&page)).into_response()
 }
 
-fn render<T: Template>(t: &T) -> Html<String> {
+pub fn render<T: Template>(t: &T) -> Html<String> {
     match t.render() {
         Ok(s) => Html(s),
         Err(e) => {
@@ -167,7 +218,7 @@ struct HomePage {
     streets: Vec<ChildDto>,
 }
 
-async fn home(State(state): State<AppState>, ctx: Ctx) -> Result<Html<String>, UiError> {
+async fn home(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx) -> Result<Html<String>, UiError> {
     let by_level = state.db.count_by_level().await.map_err(|e| UiError::from_api(&ctx, e.into()))?;
     let counts = Level::ALL
         .iter()
@@ -186,13 +237,13 @@ async fn home(State(state): State<AppState>, ctx: Ctx) -> Result<Html<String>, U
         }
         None => Vec::new(),
     };
-    let c = Chrome::new(&ctx, "home", ctx.lang.t("home.title"));
+    let c = Chrome::for_user(&ctx, &me, "home", ctx.lang.t("home.title"));
     Ok(render(&HomePage { c, counts, roots, streets }))
 }
 
 // ---------------------------------------------------------------- areas
 
-async fn areas_root(State(state): State<AppState>, ctx: Ctx) -> Result<Response, UiError> {
+async fn areas_root(State(state): State<AppState>, _me: UiCaller, ctx: Ctx) -> Result<Response, UiError> {
     let districts = state
         .db
         .list_areas(&AreaFilter { level: Some(Level::District), ..AreaFilter::default() })
@@ -234,6 +285,7 @@ fn filter_children(children: &[ChildDto], q: &str) -> Vec<ChildDto> {
 
 async fn area_page(
     State(state): State<AppState>,
+    UiCaller(me): UiCaller,
     ctx: Ctx,
     Path(raw): Path<String>,
     q: Params,
@@ -256,12 +308,13 @@ async fn area_page(
         (Some(parent), true) => format!("/api/v1/geometry?parent={parent} {own}"),
         (None, true) => own,
     };
-    let c = Chrome::new(&ctx, "areas", d.area.name.clone());
+    let c = Chrome::for_user(&ctx, &me, "areas", d.area.name.clone());
     Ok(render(&AreaPage { c, d, children, q: query, child_level, map_urls }))
 }
 
 async fn children_partial(
     State(state): State<AppState>,
+    UiCaller(me): UiCaller,
     ctx: Ctx,
     Path(raw): Path<String>,
     q: Params,
@@ -269,7 +322,7 @@ async fn children_partial(
     let code = AreaCode::parse(&raw).map_err(|e| UiError::from_api(&ctx, ApiError::from(e)))?;
     let d = api::area_detail(&state, &code).await.map_err(|e| UiError::from_api(&ctx, e))?;
     let children = filter_children(&d.children, q.0.get("q").map(String::as_str).unwrap_or(""));
-    let c = Chrome::new(&ctx, "areas", "");
+    let c = Chrome::for_user(&ctx, &me, "areas", "");
     Ok(render(&ChildrenPartial { c, total: d.children.len(), children }))
 }
 
@@ -285,7 +338,7 @@ struct MapPage {
     lon: f64,
 }
 
-async fn map_page(State(state): State<AppState>, ctx: Ctx) -> Html<String> {
+async fn map_page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx) -> Html<String> {
     // Start the locate form at the centre of the district, if any.
     let (lat, lon) = state
         .db
@@ -294,7 +347,7 @@ async fn map_page(State(state): State<AppState>, ctx: Ctx) -> Html<String> {
         .ok()
         .and_then(|d| d.first().map(|a| ((a.bbox[1] + a.bbox[3]) / 2.0, (a.bbox[0] + a.bbox[2]) / 2.0)))
         .unwrap_or((0.0, 0.0));
-    let c = Chrome::new(&ctx, "map", ctx.lang.t("map.title"));
+    let c = Chrome::for_user(&ctx, &me, "map", ctx.lang.t("map.title"));
     render(&MapPage {
         c,
         tile_url: state.config.tile_url.clone().unwrap_or_default(),
@@ -312,10 +365,10 @@ struct LocatePartial {
     error: String,
 }
 
-async fn locate_partial(State(state): State<AppState>, ctx: Ctx, q: Params) -> Html<String> {
+async fn locate_partial(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q: Params) -> Html<String> {
     let lat = q.0.get("lat").map(String::as_str).unwrap_or("");
     let lon = q.0.get("lon").map(String::as_str).unwrap_or("");
-    let c = Chrome::new(&ctx, "map", "");
+    let c = Chrome::for_user(&ctx, &me, "map", "");
     match domain::error::parse_point(lat, lon) {
         Ok((lat, lon)) => render(&LocatePartial { c, r: Some(api::locate_point(&state, lat, lon)), error: String::new() }),
         Err(e) => render(&LocatePartial { c, r: None, error: e.to_string() }),
@@ -369,7 +422,7 @@ fn text(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
-async fn docs_page(ctx: Ctx) -> Html<String> {
+async fn docs_page(crate::auth::MaybeCaller(r): crate::auth::MaybeCaller, ctx: Ctx) -> Html<String> {
     let doc = serde_json::to_value(api::openapi()).unwrap_or(Value::Null);
     let mut ops = Vec::new();
     if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
@@ -415,6 +468,9 @@ async fn docs_page(ctx: Ctx) -> Html<String> {
         })
         .unwrap_or_default();
     let info = doc.get("info").cloned().unwrap_or(Value::Null);
-    let c = Chrome::new(&ctx, "api", ctx.lang.t("docs.title"));
+    let c = match &r.caller {
+        Some(me) => Chrome::for_user(&ctx, me, "api", ctx.lang.t("docs.title")),
+        None => Chrome::new(&ctx, "api", ctx.lang.t("docs.title")),
+    };
     render(&DocsPage { c, title: text(&info, "title"), description: text(&info, "description"), ops, schemas })
 }

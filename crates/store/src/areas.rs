@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use domain::demo::DemoDistrict;
 use domain::geometry::{self, AreaRecord, ImportProblem};
-use domain::{AreaCode, DedicatedKind, Level, TeamMember, TeamRole};
+use domain::{AreaCode, DedicatedKind, Level, TeamMember};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -167,24 +167,6 @@ impl Db {
         rows.iter().map(|r| Ok((r.try_get::<String, _>("child")?, r.try_get::<i64, _>("n")?))).collect()
     }
 
-    /// The team of an area, leader first.
-    pub async fn team(&self, code: &AreaCode) -> Result<Vec<TeamMember>, StoreError> {
-        let rows = sqlx::query("SELECT role, name FROM team_members WHERE area_code = $1 ORDER BY position, id")
-            .bind(code.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let role: String = r.try_get("role")?;
-                Ok(TeamMember {
-                    area: code.clone(),
-                    role: role.parse::<TeamRole>().map_err(|e| corrupt("team_members.role", e))?,
-                    name: r.try_get("name")?,
-                })
-            })
-            .collect()
-    }
-
     /// Check a GeoJSON FeatureCollection against itself and the stored tree and, when it
     /// has no problem at all, write every feature in one transaction. With any problem,
     /// nothing is written and every problem comes back.
@@ -217,20 +199,6 @@ impl Db {
         Ok(report)
     }
 
-    /// Replace the team of an area.
-    pub async fn set_team(&self, code: &AreaCode, members: &[TeamMember]) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let exists = sqlx::query("SELECT 1 FROM areas WHERE code = $1").bind(code.as_str()).fetch_optional(&mut *tx).await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("area {code}")));
-        }
-        sqlx::query("DELETE FROM team_members WHERE area_code = $1").bind(code.as_str()).execute(&mut *tx).await?;
-        let members: Vec<TeamMember> =
-            members.iter().map(|m| TeamMember { area: code.clone(), ..m.clone() }).collect();
-        insert_team(&mut tx, &members).await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 /// The stored areas an import is checked against: the parents it names and every basic
@@ -312,19 +280,24 @@ async fn write_areas(
 async fn insert_team(tx: &mut Transaction<'static, Any>, team: &[TeamMember]) -> Result<(), StoreError> {
     let mut position: HashMap<&AreaCode, i64> = HashMap::new();
     for chunk in team.chunks(200) {
-        let mut sql = String::from("INSERT INTO team_members (area_code, role, name, position) VALUES ");
+        let mut sql = String::from("INSERT INTO team_members (area_code, role, name, phone, position) VALUES ");
         for k in 0..chunk.len() {
             if k > 0 {
                 sql.push_str(", ");
             }
-            let b = k * 4;
-            sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            let b = k * 5;
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
             let p = position.entry(&m.area).or_insert(0);
             *p += 1;
-            q = q.bind(m.area.as_str()).bind(m.role.as_str()).bind(m.name.as_str()).bind(*p);
+            q = q
+                .bind(m.area.as_str())
+                .bind(m.role.as_str())
+                .bind(m.name.as_str())
+                .bind(m.phone.as_ref().map(|p| p.as_str().to_string()))
+                .bind(*p);
         }
         q.execute(&mut **tx).await?;
     }

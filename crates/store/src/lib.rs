@@ -7,9 +7,12 @@
 //! log ([`changes`]), so several server processes can share one PostgreSQL.
 
 pub mod areas;
+pub mod audit;
+pub mod auth;
 pub mod changes;
 pub mod db;
 pub mod index;
+pub mod scoped;
 mod migrations;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -38,6 +41,10 @@ pub enum StoreError {
     Import(Vec<ImportProblem>),
     #[error("the store already holds {0} areas; the demo needs an empty store (use another --db)")]
     NotEmpty(i64),
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -55,6 +62,7 @@ impl StoreError {
             StoreError::NotFound(_) => "not_found",
             StoreError::Import(_) => "import_rejected",
             StoreError::NotEmpty(_) => "store_not_empty",
+            StoreError::Invalid { code, .. } | StoreError::Conflict { code, .. } => code,
             StoreError::Corrupt(_) => "corrupt_data",
             StoreError::Database(_) => "database_error",
         }

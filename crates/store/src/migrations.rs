@@ -13,12 +13,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "areas",
-    sqlite: include_str!("../migrations/sqlite/0001_areas.sql"),
-    postgres: include_str!("../migrations/postgres/0001_areas.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "areas",
+        sqlite: include_str!("../migrations/sqlite/0001_areas.sql"),
+        postgres: include_str!("../migrations/postgres/0001_areas.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "accounts_audit",
+        sqlite: include_str!("../migrations/sqlite/0002_accounts_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0002_accounts_audit.sql"),
+    },
+];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6369_7669_636d;

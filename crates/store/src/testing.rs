@@ -97,3 +97,38 @@ async fn drop_stale_databases(admin: &sqlx::AnyPool) {
     })
     .await;
 }
+
+impl Db {
+    /// Audit rows matching a query, read directly (tests check what was recorded).
+    pub async fn audit_rows_for_tests(&self, q: &crate::audit::AuditQuery) -> Result<Vec<crate::audit::AuditRow>, crate::StoreError> {
+        self.search_audit(q).await
+    }
+}
+
+impl Db {
+    /// Try to change every audit row, as an administrator with database access might.
+    pub async fn try_update_audit_for_tests(&self) -> Result<u64, crate::StoreError> {
+        Ok(sqlx::query("UPDATE audit_log SET detail = 'rewritten'").execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Try to delete every audit row.
+    pub async fn try_delete_audit_for_tests(&self) -> Result<u64, crate::StoreError> {
+        Ok(sqlx::query("DELETE FROM audit_log").execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Edit one audit row the way an intruder would: around the append-only triggers.
+    pub async fn tamper_audit_for_tests(&self, seq: i64, detail: &str) -> Result<(), crate::StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match self.dialect {
+            Dialect::Sqlite => {
+                sqlx::raw_sql("DROP TRIGGER audit_log_no_update").execute(&mut *tx).await?;
+            }
+            Dialect::Postgres => {
+                sqlx::raw_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change").execute(&mut *tx).await?;
+            }
+        }
+        sqlx::query("UPDATE audit_log SET detail = $1 WHERE seq = $2").bind(detail).bind(seq).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

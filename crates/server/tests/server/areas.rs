@@ -1,33 +1,16 @@
-//! The HTTP API and web UI, exercised in-process (`router.oneshot`) on both backends.
+//! Areas, grids, the map and the web shell.
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
-use domain::demo::{self, DemoOptions};
-use domain::geometry::AreaRecord;
+use axum::http::{Method, Request, StatusCode, header};
 use domain::Level;
 use serde_json::Value;
 use server::{AppState, ServerConfig};
 use store::{Db, Dialect};
 use tower::ServiceExt;
 
-/// Run each named test on both backends, as `name::sqlite` and `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(store::Dialect::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(store::Dialect::Postgres).await
-            }
-        }
-    )*};
-}
+use crate::{Req, TestApp, on_both_backends};
 
 on_both_backends!(
     area_detail_has_ancestry_children_and_team,
@@ -37,71 +20,6 @@ on_both_backends!(
     index_follows_changes_from_other_writers,
     ui_pages_render_in_both_languages,
 );
-
-struct TestApp {
-    router: Router,
-    db: Db,
-    state: AppState,
-    demo: demo::DemoDistrict,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn content_type(&self) -> &str {
-        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
-    }
-    /// A problem document with this status and code, whose operation id is the header's.
-    fn assert_problem(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.content_type(), "application/problem+json");
-        let p = self.json();
-        assert_eq!(p["code"], code, "{p}");
-        assert_eq!(p["status"], status.as_u16());
-        let op = self.headers.get("x-operation-id").and_then(|v| v.to_str().ok()).expect("operation id header");
-        assert!(!op.is_empty());
-        assert_eq!(p["operation_id"], op);
-        assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()));
-    }
-}
-
-impl TestApp {
-    async fn with_demo(d: Dialect) -> Option<TestApp> {
-        let db = store::testing::fresh(d).await?;
-        let district = demo::generate(DemoOptions::default()).expect("demo");
-        db.load_demo(&district).await.expect("load demo");
-        let config = ServerConfig { change_poll: Duration::from_millis(50), ..ServerConfig::default() };
-        let state = AppState::new(db.clone(), config).await.expect("state");
-        Some(TestApp { router: server::router(state.clone()), db, state, demo: district })
-    }
-
-    async fn get_with(&self, uri: &str, cookie: Option<&str>) -> Reply {
-        let mut req = Request::get(uri);
-        if let Some(c) = cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        let res = self.router.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 64 << 20).await.expect("body");
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
-    }
-
-    async fn get(&self, uri: &str) -> Reply {
-        self.get_with(uri, None).await
-    }
-
-    fn first(&self, level: Level) -> &AreaRecord {
-        self.demo.areas.iter().find(|a| a.level == level).expect("an area of that level")
-    }
-}
 
 async fn area_detail_has_ancestry_children_and_team(d: Dialect) {
     let Some(app) = TestApp::with_demo(d).await else { return };
@@ -130,13 +48,8 @@ async fn area_detail_has_ancestry_children_and_team(d: Dialect) {
     app.get("/api/v1/areas/430503999").await.assert_problem(StatusCode::NOT_FOUND, "area_not_found");
     app.get("/api/v1/areas/43050x").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_area_code");
     app.get("/api/v1/nothing-here").await.assert_problem(StatusCode::NOT_FOUND, "route_not_found");
-    let r = app
-        .router
-        .clone()
-        .oneshot(Request::delete("/api/v1/areas/430503").body(Body::empty()).expect("request"))
-        .await
-        .expect("response");
-    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let r = app.send(Req::new(Method::DELETE, "/api/v1/areas/430503").token(&app.operator.token)).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(app.db.count_areas().await.expect("count"), 749, "nothing changed");
 }
 
@@ -284,30 +197,30 @@ async fn ui_pages_render_in_both_languages(d: Dialect) {
     ];
     for (cookie, must) in [(None, "网格地图"), (Some("lang=en"), "Grid map")] {
         for p in &pages {
-            let r = app.get_with(p, cookie).await;
+            let r = app.page(p, cookie).await;
             assert_eq!(r.status, StatusCode::OK, "{p}");
             assert!(r.content_type().starts_with("text/html"), "{p}");
             assert!(r.body.contains(must), "{p} in {cookie:?} lacks {must}");
             assert!(!r.body.contains("⟦missing text⟧"), "{p} in {cookie:?} has an untranslated key");
         }
     }
-    let home = app.get("/").await.body;
+    let home = app.page("/", None).await.body;
     assert!(home.contains("<div class=\"num\">628</div>"), "home shows the grid count");
-    let page = app.get(&format!("/areas/{}", grid.code)).await.body;
+    let page = app.page(&format!("/areas/{}", grid.code), None).await.body;
     assert!(page.contains(&grid.name));
     let leader = app.demo.team.iter().find(|m| m.area == grid.code).expect("leader");
     assert!(page.contains(&leader.name), "the grid page lists its team");
     assert!(page.contains("网格长"));
     // The children filter (htmx partial) narrows the list.
-    let all = app.get(&format!("/areas/{}/children", comm.code)).await.body;
+    let all = app.page(&format!("/areas/{}/children", comm.code), None).await.body;
     let first_child = app.demo.areas.iter().find(|a| a.parent.as_ref() == Some(&comm.code)).expect("child");
     assert!(all.contains(&first_child.name));
-    let filtered = app.get(&format!("/areas/{}/children?q=999999", comm.code)).await.body;
+    let filtered = app.page(&format!("/areas/{}/children?q=999999", comm.code), None).await.body;
     assert!(!filtered.contains(&first_child.name) && filtered.contains("0 /"));
     // Locate partial.
-    let r = app.get("/map/locate?lat=27.24&lon=111.46").await.body;
+    let r = app.page("/map/locate?lat=27.24&lon=111.46", None).await.body;
     assert!(r.contains("所属网格") && r.contains("data-code=\"4305030"), "{r}");
-    let r = app.get("/map/locate?lat=999&lon=111.46").await.body;
+    let r = app.page("/map/locate?lat=999&lon=111.46", None).await.body;
     assert!(r.contains("latitude"), "{r}");
     // The language switch sets a cookie and only redirects locally.
     let r = app.get("/lang?set=en&next=/map").await;
@@ -317,19 +230,19 @@ async fn ui_pages_render_in_both_languages(d: Dialect) {
     let r = app.get("/lang?set=en&next=//evil.example").await;
     assert_eq!(r.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()), Some("/"));
     // Unknown pages and areas.
-    let r = app.get("/areas/430503999").await;
+    let r = app.page("/areas/430503999", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("操作编号"), "error pages show the operation id");
-    assert_eq!(app.get("/no/such/page").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.page("/no/such/page", None).await.status, StatusCode::NOT_FOUND);
     // /areas goes to the district.
-    let r = app.get("/areas").await;
+    let r = app.page("/areas", None).await;
     assert_eq!(r.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()), Some("/areas/430503"));
 }
 
 #[tokio::test]
 async fn assets_are_embedded_and_cached_forever() {
     let Some(app) = TestApp::with_demo(Dialect::Sqlite).await else { return };
-    let page = app.get("/map").await.body;
+    let page = app.page("/map", None).await.body;
     for name in ["leaflet.js", "leaflet.css", "htmx.min.js", "map.js", "app.css"] {
         let url = server::assets::url(name);
         assert!(page.contains(&url), "the map page links {url}");
@@ -374,12 +287,13 @@ async fn openapi_document_is_stable_and_complete() {
 async fn an_empty_store_still_serves() {
     let Some(db) = store::testing::fresh(Dialect::Sqlite).await else { return };
     let state = AppState::new(db, ServerConfig::default()).await.expect("state");
-    let app = TestApp { router: server::router(state.clone()), db: state.db.clone(), state, demo: demo::DemoDistrict { areas: vec![], team: vec![] } };
-    let home = app.get("/").await;
-    assert_eq!(home.status, StatusCode::OK);
-    assert!(home.body.contains("civicgrid areas import"), "the home page says how to get areas");
-    assert_eq!(app.get("/areas").await.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()), Some("/"));
-    assert_eq!(app.get("/api/v1/locate?lat=27.24&lon=111.46").await.json()["status"], "unassigned");
-    assert_eq!(app.get("/api/v1/areas").await.json()["items"].as_array().map(Vec::len), Some(0));
-    app.get("/api/v1/areas/12").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_area_code");
+    let router = server::router(state);
+    let get = |uri: &'static str| {
+        let router = router.clone();
+        async move { router.oneshot(Request::get(uri).body(Body::empty()).expect("request")).await.expect("response") }
+    };
+    assert_eq!(get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(get("/login").await.status(), StatusCode::OK);
+    assert_eq!(get("/api/v1/locate?lat=27.24&lon=111.46").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get("/").await.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()), Some("/login?next=/"));
 }

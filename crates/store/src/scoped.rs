@@ -1,0 +1,247 @@
+//! Access control as types (STYLE habit 4). A request's handler gets a [`Scoped`] handle
+//! built from the caller's principal. Reads through it are limited to the caller's area
+//! subtree. Writes exist only on the handles that [`Scoped`] hands to roles that may
+//! write: [`TeamEditor`], [`AccountAdmin`], [`AuditReader`].
+//!
+//! An object outside the caller's scope answers `NotFound`, exactly as if it did not exist,
+//! and the attempt leaves a `denied` row in the audit trail.
+
+use domain::access::mask_phone;
+use domain::{AreaCode, Phone, Principal, Role, TeamRole};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::StoreError;
+use crate::audit::{self, Actor, AuditQuery, AuditRow};
+use crate::auth::{Account, NewAccount};
+use crate::db::Db;
+
+/// A grid team member as any signed-in account sees it: the phone masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamView {
+    pub id: i64,
+    pub role: TeamRole,
+    pub name: String,
+    /// `138****5678`; the full number needs [`Scoped::unmask_team_phone`].
+    pub phone_masked: Option<String>,
+}
+
+/// A member for [`TeamEditor::set_team`].
+#[derive(Debug, Clone)]
+pub struct TeamInput {
+    pub role: TeamRole,
+    pub name: String,
+    pub phone: Option<Phone>,
+}
+
+/// The caller's view of the store.
+pub struct Scoped<'a> {
+    db: &'a Db,
+    who: &'a Principal,
+    actor: Actor,
+}
+
+impl Db {
+    /// The handle for a signed-in caller.
+    pub fn scoped<'a>(&'a self, who: &'a Principal, actor: Actor) -> Scoped<'a> {
+        Scoped { db: self, who, actor }
+    }
+
+    /// A grid team, phones masked.
+    pub async fn team_view(&self, code: &AreaCode) -> Result<Vec<TeamView>, StoreError> {
+        let rows = sqlx::query("SELECT id, role, name, phone FROM team_members WHERE area_code = $1 ORDER BY position, id")
+            .bind(code.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get("role")?;
+                let phone: Option<String> = r.try_get("phone")?;
+                Ok(TeamView {
+                    id: r.try_get("id")?,
+                    role: role.parse().map_err(|e| StoreError::Corrupt(format!("team_members.role: {e}")))?,
+                    name: r.try_get("name")?,
+                    phone_masked: phone.as_deref().map(mask_phone),
+                })
+            })
+            .collect()
+    }
+}
+
+impl<'a> Scoped<'a> {
+    pub fn principal(&self) -> &Principal {
+        self.who
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Whether an area lies in the caller's subtree.
+    pub fn in_scope(&self, code: &AreaCode) -> bool {
+        self.who.scope().contains(code)
+    }
+
+    /// Record a refused attempt and answer as if the object did not exist.
+    pub async fn deny(&self, action: &str, object_type: &str, object_id: &str) -> StoreError {
+        let entry = self.actor.entry(action, object_type, object_id, "denied", &format!("role={} area={}", self.who.role, self.who.area));
+        if let Err(e) = self.db.audit(entry).await {
+            tracing::error!(error = %e, "could not audit a denied attempt");
+            return e;
+        }
+        StoreError::NotFound(format!("{object_type} {object_id}"))
+    }
+
+    /// Read a team member's full phone number, with a stated reason (audited).
+    pub async fn unmask_team_phone(&self, member_id: i64, reason: &str) -> Result<String, StoreError> {
+        let object = member_id.to_string();
+        let row = sqlx::query("SELECT area_code, phone FROM team_members WHERE id = $1")
+            .bind(member_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let in_scope = match &row {
+            Some(r) => AreaCode::parse(&r.try_get::<String, _>("area_code")?).is_ok_and(|c| self.in_scope(&c)),
+            None => false,
+        };
+        if !self.who.role.may_unmask() || !in_scope {
+            return Err(self.deny("read_sensitive", "team_member.phone", &object).await);
+        }
+        let reason = reason.trim();
+        if reason.chars().count() < 2 {
+            return Err(StoreError::Invalid { code: "reason_required", message: "reading a sensitive value needs a stated reason".into() });
+        }
+        let phone: Option<String> = row.as_ref().map(|r| r.try_get("phone")).transpose()?.flatten();
+        let Some(phone) = phone else {
+            return Err(StoreError::NotFound(format!("team_member.phone {object}")));
+        };
+        self.db.audit(self.actor.entry("read_sensitive", "team_member.phone", &object, "ok", reason)).await?;
+        Ok(phone)
+    }
+
+    /// The team editor, for roles that may change teams.
+    pub fn team_editor(&self) -> Option<TeamEditor<'_>> {
+        self.who.role.edits_teams().then_some(TeamEditor { s: self })
+    }
+
+    /// The account administrator, for admins.
+    pub fn account_admin(&self) -> Option<AccountAdmin<'_>> {
+        self.who.role.manages_accounts().then_some(AccountAdmin { s: self })
+    }
+
+    /// The audit trail, for auditors.
+    pub fn audit_reader(&self) -> Option<AuditReader<'_>> {
+        self.who.role.reads_audit().then_some(AuditReader { s: self })
+    }
+}
+
+/// Changes grid teams in the caller's area.
+pub struct TeamEditor<'s> {
+    s: &'s Scoped<'s>,
+}
+
+impl TeamEditor<'_> {
+    /// Replace the team of a grid (basic or dedicated) in scope.
+    pub async fn set_team(&self, grid: &AreaCode, members: &[TeamInput]) -> Result<(), StoreError> {
+        let db = self.s.db;
+        let area = db.area(grid).await?;
+        if !self.s.in_scope(grid) || area.as_ref().is_none_or(|a| !a.level.is_grid()) {
+            return Err(self.s.deny("team.update", "area", grid.as_str()).await);
+        }
+        for m in members {
+            if m.name.trim().is_empty() {
+                return Err(StoreError::Invalid { code: "invalid_member", message: "a team member needs a name".into() });
+            }
+        }
+        let mut tx = db.write_tx().await?;
+        sqlx::query("DELETE FROM team_members WHERE area_code = $1").bind(grid.as_str()).execute(&mut *tx).await?;
+        for (k, m) in members.iter().enumerate() {
+            sqlx::query("INSERT INTO team_members (area_code, role, name, phone, position) VALUES ($1, $2, $3, $4, $5)")
+                .bind(grid.as_str())
+                .bind(m.role.as_str())
+                .bind(m.name.trim())
+                .bind(m.phone.as_ref().map(|p| p.as_str().to_string()))
+                .bind(k as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let detail = format!("{} members", members.len());
+        audit::append(db, &mut tx, self.s.actor.entry("team.update", "area", grid.as_str(), "ok", &detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Manages accounts whose area lies in the admin's area.
+pub struct AccountAdmin<'s> {
+    s: &'s Scoped<'s>,
+}
+
+impl AccountAdmin<'_> {
+    pub async fn list(&self) -> Result<Vec<Account>, StoreError> {
+        self.s.db.accounts_within(&self.s.who.area).await
+    }
+
+    /// One account in scope; any other id is denied (and audited) as not found.
+    pub async fn get(&self, id: i64) -> Result<Account, StoreError> {
+        match self.s.db.account_by_id(id).await? {
+            Some(a) if self.s.in_scope(&a.area) => Ok(a),
+            _ => Err(self.s.deny("account.read", "account", &id.to_string()).await),
+        }
+    }
+
+    fn area_in_scope(&self, area: &AreaCode) -> Result<(), StoreError> {
+        if self.s.in_scope(area) {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid {
+                code: "area_out_of_scope",
+                message: format!("area {area} is outside your area {}", self.s.who.area),
+            })
+        }
+    }
+
+    pub async fn create(&self, a: NewAccount) -> Result<Account, StoreError> {
+        self.area_in_scope(&a.area)?;
+        self.s.db.create_account(&self.s.actor, a).await
+    }
+
+    pub async fn set_active(&self, id: i64, active: bool) -> Result<(), StoreError> {
+        let acc = self.get(id).await?;
+        if acc.id == self.s.who.account_id && !active {
+            return Err(StoreError::Invalid { code: "cannot_disable_self", message: "you cannot disable your own account".into() });
+        }
+        self.s.db.set_active(&self.s.actor, id, active).await
+    }
+
+    /// Give the account a temporary password, to be changed at its next login.
+    pub async fn reset_password(&self, id: i64, temporary: &str) -> Result<(), StoreError> {
+        self.get(id).await?;
+        self.s.db.set_password(&self.s.actor, id, temporary, true, None).await
+    }
+
+    pub async fn update(&self, id: i64, role: Role, area: &AreaCode, department: Option<&str>) -> Result<Account, StoreError> {
+        self.get(id).await?;
+        self.area_in_scope(area)?;
+        self.s.db.update_account(&self.s.actor, id, role, area, department).await
+    }
+}
+
+/// Searches the audit trail (auditors only). Each search is itself audited.
+pub struct AuditReader<'s> {
+    s: &'s Scoped<'s>,
+}
+
+impl AuditReader<'_> {
+    pub async fn search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = self.s.db.search_audit(q).await?;
+        let detail = format!(
+            "actor={} action={} outcome={} object={}",
+            q.actor.as_deref().unwrap_or(""),
+            q.action.as_deref().unwrap_or(""),
+            q.outcome.as_deref().unwrap_or(""),
+            q.object_id.as_deref().unwrap_or("")
+        );
+        self.s.db.audit(self.s.actor.entry("audit.search", "audit_log", "", "ok", &detail)).await?;
+        Ok(rows)
+    }
+}
