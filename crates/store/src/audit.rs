@@ -39,7 +39,7 @@ impl Actor {
 
     /// The command line (an operator on the server).
     pub fn cli(command: &str) -> Actor {
-        let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        let who = ["USER", "LOGNAME"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty())).unwrap_or_else(|| "local".into());
         Actor { kind: "system".into(), id: None, name: format!("cli:{who}"), operation_id: command.into(), client_addr: "local".into() }
     }
 
