@@ -40,7 +40,7 @@ const BATCH: usize = 10_000;
 const CHECK_POINTS: usize = 100_000;
 /// Grid vertices compared with PostGIS (points on shared edges and corners).
 const VERTICES: usize = 10_000;
-const BATCH_RUNS: usize = 3;
+const BATCH_RUNS: usize = 5;
 const SINGLE_WARMUP: usize = 500;
 const SINGLE_CALLS: usize = 5_000;
 const SCHEMA: &str = "civicgrid_bench_locate";

@@ -76,6 +76,13 @@ const KEYS: &[Key] = &[
         help: "a web session (and a login token) ends this many hours after login, busy or not",
     },
     Key {
+        name: "audit_reads",
+        env: "CIVICGRID_AUDIT_READS",
+        default: "true",
+        secret: false,
+        help: "audit every successful read of a personal record; false only to measure the audit's cost, never in production",
+    },
+    Key {
         name: "secure_cookies",
         env: "CIVICGRID_SECURE_COOKIES",
         default: "false",
@@ -158,6 +165,7 @@ impl Config {
         cfg.listen()?;
         cfg.session_policy()?;
         cfg.secure_cookies()?;
+        cfg.audit_reads()?;
         Ok(cfg)
     }
 
@@ -217,13 +225,21 @@ impl Config {
         })
     }
 
-    pub fn secure_cookies(&self) -> Result<bool, ConfigError> {
-        let (v, s) = self.get("secure_cookies");
+    fn boolean(&self, key: &'static str) -> Result<bool, ConfigError> {
+        let (v, s) = self.get(key);
         match v {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => Err(ConfigError::Invalid { key: "secure_cookies", origin: s.clone(), message: format!("{v:?} is not true or false") }),
+            _ => Err(ConfigError::Invalid { key, origin: s.clone(), message: format!("{v:?} is not true or false") }),
         }
+    }
+
+    pub fn secure_cookies(&self) -> Result<bool, ConfigError> {
+        self.boolean("secure_cookies")
+    }
+
+    pub fn audit_reads(&self) -> Result<bool, ConfigError> {
+        self.boolean("audit_reads")
     }
 
     /// The configuration as TOML, each value with its source, secrets redacted.

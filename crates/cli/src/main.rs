@@ -221,6 +221,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                 change_poll: Duration::from_millis(cfg.change_poll_ms()?),
                 session_policy: cfg.session_policy()?,
                 secure_cookies: cfg.secure_cookies()?,
+                audit_reads: cfg.audit_reads()?,
             };
             let state = server::AppState::new(db, server_cfg).await?;
             tracing::info!(

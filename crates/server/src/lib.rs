@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub session_policy: store::auth::SessionPolicy,
     /// Mark cookies Secure even without an `X-Forwarded-Proto: https` proxy header.
     pub secure_cookies: bool,
+    /// Audit successful reads of personal records. Off only to measure the audit's cost.
+    pub audit_reads: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             change_poll: Duration::from_secs(2),
             session_policy: store::auth::SessionPolicy::default(),
             secure_cookies: false,
+            audit_reads: true,
         }
     }
 }
@@ -66,6 +69,10 @@ impl AppState {
     /// Build the state: the grid index is loaded from the store.
     pub async fn new(db: Db, config: ServerConfig) -> Result<AppState, store::StoreError> {
         let grids = Arc::new(GridFollower::start(&db).await?);
+        db.set_audit_reads(config.audit_reads);
+        if !config.audit_reads {
+            tracing::warn!("audit_reads is off: reads of personal records leave no audit row (for measurements only)");
+        }
         Ok(AppState { db, grids, config: Arc::new(config) })
     }
 

@@ -62,6 +62,9 @@ pub struct Db {
     pub(crate) dialect: Dialect,
     pub(crate) clock: Arc<dyn Clock>,
     url: String,
+    /// Whether successful reads of personal records leave an audit row (always, in
+    /// production; off only to measure what the audit costs).
+    audit_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -104,7 +107,13 @@ impl Db {
             .await
             .map_err(|_| StoreError::Unreachable(format!("{}: timed out after 15 s", redact_url(url))))?
             .map_err(|e| StoreError::Unreachable(format!("{}: {e}", redact_url(url))))?;
-        let db = Db { pool, dialect, clock, url: url.to_string() };
+        let db = Db {
+            pool,
+            dialect,
+            clock,
+            url: url.to_string(),
+            audit_reads: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        };
         migrations::run(&db).await?;
         Ok(db)
     }
@@ -116,6 +125,15 @@ impl Db {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    pub fn audit_reads(&self) -> bool {
+        self.audit_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turn the audit rows of successful personal-record reads off (benchmarks only) or on.
+    pub fn set_audit_reads(&self, on: bool) {
+        self.audit_reads.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn now_ms(&self) -> i64 {

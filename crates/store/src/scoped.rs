@@ -181,11 +181,20 @@ impl AccountAdmin<'_> {
         self.s.db.accounts_within(&self.s.who.area).await
     }
 
-    /// One account in scope; any other id is denied (and audited) as not found.
+    /// One account in scope, its read audited; any other id is denied (and audited) as not found.
     pub async fn get(&self, id: i64) -> Result<Account, StoreError> {
+        let a = self.find(id, "account.read").await?;
+        if self.s.db.audit_reads() {
+            self.s.db.audit(self.s.actor.entry("account.read", "account", &id.to_string(), "ok", "")).await?;
+        }
+        Ok(a)
+    }
+
+    /// An account in scope, before acting on it.
+    async fn find(&self, id: i64, action: &str) -> Result<Account, StoreError> {
         match self.s.db.account_by_id(id).await? {
             Some(a) if self.s.in_scope(&a.area) => Ok(a),
-            _ => Err(self.s.deny("account.read", "account", &id.to_string()).await),
+            _ => Err(self.s.deny(action, "account", &id.to_string()).await),
         }
     }
 
@@ -206,7 +215,7 @@ impl AccountAdmin<'_> {
     }
 
     pub async fn set_active(&self, id: i64, active: bool) -> Result<(), StoreError> {
-        let acc = self.get(id).await?;
+        let acc = self.find(id, if active { "account.enable" } else { "account.disable" }).await?;
         if acc.id == self.s.who.account_id && !active {
             return Err(StoreError::Invalid { code: "cannot_disable_self", message: "you cannot disable your own account".into() });
         }
@@ -215,12 +224,12 @@ impl AccountAdmin<'_> {
 
     /// Give the account a temporary password, to be changed at its next login.
     pub async fn reset_password(&self, id: i64, temporary: &str) -> Result<(), StoreError> {
-        self.get(id).await?;
+        self.find(id, "account.reset_password").await?;
         self.s.db.set_password(&self.s.actor, id, temporary, true, None).await
     }
 
     pub async fn update(&self, id: i64, role: Role, area: &AreaCode, department: Option<&str>) -> Result<Account, StoreError> {
-        self.get(id).await?;
+        self.find(id, "account.update").await?;
         self.area_in_scope(area)?;
         self.s.db.update_account(&self.s.actor, id, role, area, department).await
     }

@@ -406,6 +406,16 @@ async fn admins_manage_accounts_in_their_area(d: Dialect) {
     assert!(names.contains(&"in.street") && names.contains(&"street.admin"));
     assert!(!names.contains(&"operator1"), "district accounts are outside a street admin's area");
     let id = app.db.account_by_username("in.street").await.expect("read").expect("acc").id;
+    // Reading a record is audited.
+    let reads = |app: &TestApp| {
+        let q = store::audit::AuditQuery { actor: Some("street.admin".into()), action: Some("account.read".into()), limit: 100, ..Default::default() };
+        let db = app.db.clone();
+        async move { db.audit_rows_for_tests(&q).await.expect("rows").len() }
+    };
+    let before = reads(&app).await;
+    let r = app.send(Req::new(Method::GET, &format!("/api/v1/accounts/{id}")).token(&street_admin.token)).await;
+    assert_eq!(r.json()["username"], "in.street");
+    assert_eq!(reads(&app).await, before + 1);
     assert_eq!(app.send(Req::new(Method::POST, &format!("/api/v1/accounts/{id}/disable")).token(&street_admin.token)).await.status, StatusCode::NO_CONTENT);
     assert_eq!(login(&app, "in.street", "temp-pass-for-new").await.status, StatusCode::UNAUTHORIZED, "a disabled account cannot log in");
     let r = app.send(Req::new(Method::PATCH, &format!("/api/v1/accounts/{id}")).token(&street_admin.token).json(json!({"role": "grid_leader", "area": "430503001001001"}))).await;
