@@ -134,6 +134,10 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
 /// so that each row chains to the one before it).
 pub(crate) async fn append(db: &Db, tx: &mut Transaction<'static, Any>, mut e: AuditEntry) -> Result<i64, StoreError> {
     e.at = db.now_ms();
+    append_at(tx, e).await
+}
+
+async fn append_at(tx: &mut Transaction<'static, Any>, e: AuditEntry) -> Result<i64, StoreError> {
     let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
     let (seq, prev) = match last {
         Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
@@ -186,13 +190,69 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
-impl Db {
-    /// Write one audit row in a transaction of its own.
-    pub async fn audit(&self, e: AuditEntry) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let seq = append(self, &mut tx, e).await?;
+type Waiter = tokio::sync::oneshot::Sender<Result<i64, String>>;
+
+/// Group commit for audit rows that are not part of a change's own transaction (reads,
+/// denied attempts, logins). Callers wait until their row is committed, so nothing
+/// acknowledged is ever lost; under load, one transaction carries many rows.
+#[derive(Clone)]
+pub(crate) struct AuditSink {
+    tx: tokio::sync::mpsc::Sender<(AuditEntry, Waiter)>,
+}
+
+/// Most rows in one group commit.
+const AUDIT_BATCH: usize = 512;
+
+impl AuditSink {
+    pub(crate) fn start(pool: sqlx::AnyPool, dialect: crate::db::Dialect, clock: std::sync::Arc<dyn domain::clock::Clock>) -> AuditSink {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(AuditEntry, Waiter)>(4 * AUDIT_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(AUDIT_BATCH);
+            // Ends when every Db handle (and so every sender) is gone.
+            while rx.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+                let result = write_batch(&pool, dialect, clock.as_ref(), &mut batch).await;
+                for (k, (_, waiter)) in batch.drain(..).enumerate() {
+                    let _ = waiter.send(match &result {
+                        Ok(first) => Ok(first + k as i64),
+                        Err(e) => Err(e.clone()),
+                    });
+                }
+            }
+        });
+        AuditSink { tx }
+    }
+}
+
+async fn write_batch(
+    pool: &sqlx::AnyPool,
+    dialect: crate::db::Dialect,
+    clock: &dyn domain::clock::Clock,
+    batch: &mut [(AuditEntry, Waiter)],
+) -> Result<i64, String> {
+    let run = async {
+        let mut tx = crate::db::begin_write(pool, dialect).await?;
+        let mut first = None;
+        for (e, _) in batch.iter_mut() {
+            e.at = clock.now_ms();
+            let seq = append_at(&mut tx, e.clone()).await?;
+            first.get_or_insert(seq);
+        }
         tx.commit().await?;
-        Ok(seq)
+        Ok::<i64, StoreError>(first.unwrap_or(0))
+    };
+    run.await.map_err(|e| e.to_string())
+}
+
+impl Db {
+    /// Write one audit row and wait until it is committed (grouped with concurrent rows).
+    pub async fn audit(&self, e: AuditEntry) -> Result<i64, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.audit_sink.tx.send((e, tx)).await.map_err(|_| StoreError::Corrupt("the audit writer has stopped".into()))?;
+        match rx.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(msg)) => Err(StoreError::Corrupt(format!("audit write failed: {msg}"))),
+            Err(_) => Err(StoreError::Corrupt("the audit writer has stopped".into())),
+        }
     }
 
     /// Walk the whole trail and check its chain.

@@ -67,6 +67,45 @@ impl Default for SessionPolicy {
     }
 }
 
+/// Bearer tokens checked in the last moments, so that a busy API client costs one lookup
+/// every [`TOKEN_CACHE_MS`] instead of one per request. Any revocation in this process
+/// (logout, password change, disabling, a new role or area) empties it at once; a
+/// revocation made by another server process takes effect here within that time.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    epoch: std::sync::atomic::AtomicU64,
+    map: std::sync::RwLock<std::collections::HashMap<String, (Principal, u64, i64)>>,
+}
+
+pub const TOKEN_CACHE_MS: i64 = 2000;
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, digest: &str, now: i64) -> Option<Principal> {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let map = self.map.read().ok()?;
+        let (p, e, at) = map.get(digest)?;
+        (*e == epoch && now - at < TOKEN_CACHE_MS && now >= *at).then(|| p.clone())
+    }
+
+    fn put(&self, digest: String, p: Principal, epoch: u64, now: i64) {
+        if let Ok(mut map) = self.map.write() {
+            if map.len() >= TOKEN_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(digest, (p, epoch, now));
+        }
+    }
+
+    /// Forget every cached token (called on every revocation).
+    pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+    }
+}
+
 /// A new web session: the cookie value and the form token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -245,6 +284,7 @@ impl Db {
         let action = if temporary { "account.reset_password" } else { "account.change_password" };
         audit::append(self, &mut tx, actor.entry(action, "account", &account_id.to_string(), "ok", "")).await?;
         tx.commit().await?;
+        self.token_cache.invalidate();
         Ok(())
     }
 
@@ -277,6 +317,7 @@ impl Db {
         let action = if active { "account.enable" } else { "account.disable" };
         audit::append(self, &mut tx, actor.entry(action, "account", &account_id.to_string(), "ok", "")).await?;
         tx.commit().await?;
+        self.token_cache.invalidate();
         Ok(())
     }
 
@@ -318,6 +359,7 @@ impl Db {
         let detail = format!("role={} area={}", acc.role, acc.area);
         audit::append(self, &mut tx, actor.entry("account.update", "account", &account_id.to_string(), "ok", &detail)).await?;
         tx.commit().await?;
+        self.token_cache.invalidate();
         Ok(acc)
     }
 
@@ -468,12 +510,18 @@ impl Db {
     /// The account behind a bearer token, if the token is live.
     pub async fn token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = self.now_ms();
+        let digest = secret_digest(token);
+        if let Some(p) = self.token_cache.get(&digest, now) {
+            return Ok(Some(p));
+        }
+        // Read the epoch before the lookup: a revocation during it makes the entry stale.
+        let epoch = self.token_cache.epoch.load(std::sync::atomic::Ordering::Acquire);
         let sql = format!(
             "SELECT t.id AS token_id, t.last_used_at, a.{} FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
             ACCOUNT_COLUMNS.replace(", ", ", a.")
         );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secret_digest(token)).bind(now).fetch_optional(&self.pool).await? else {
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&digest).bind(now).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         let acc = account(&row)?;
@@ -485,7 +533,9 @@ impl Db {
         if last.is_none_or(|l| now - l > 60_000) {
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(token_id).execute(&self.pool).await?;
         }
-        Ok(Some(principal(acc, Credential::Token(token_id))))
+        let p = principal(acc, Credential::Token(token_id));
+        self.token_cache.put(digest, p.clone(), epoch, now);
+        Ok(Some(p))
     }
 
     /// Revoke one token (API logout).
@@ -495,6 +545,7 @@ impl Db {
             .bind(token_id)
             .execute(&self.pool)
             .await?;
+        self.token_cache.invalidate();
         Ok(())
     }
 }

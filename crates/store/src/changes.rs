@@ -4,8 +4,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::db::{Db, Dialect};
-use crate::migrations::MIGRATION_LOCK;
+use crate::db::Db;
 use crate::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +37,7 @@ impl Db {
     /// its write lock at BEGIN (IMMEDIATE, so a read-then-write never fails to upgrade),
     /// PostgreSQL a transaction-level advisory lock.
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        match self.dialect {
-            Dialect::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Dialect::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK + 1).execute(&mut *tx).await?;
-                Ok(tx)
-            }
-        }
+        crate::db::begin_write(&self.pool, self.dialect).await
     }
 
     /// Changes after `after`, oldest first, at most `limit`.

@@ -65,6 +65,10 @@ pub struct Db {
     /// Whether successful reads of personal records leave an audit row (always, in
     /// production; off only to measure what the audit costs).
     audit_reads: Arc<std::sync::atomic::AtomicBool>,
+    /// Group commit of audit rows written outside a change's own transaction.
+    pub(crate) audit_sink: crate::audit::AuditSink,
+    /// Recently checked bearer tokens (see `auth.rs`).
+    pub(crate) token_cache: Arc<crate::auth::TokenCache>,
 }
 
 impl std::fmt::Debug for Db {
@@ -107,12 +111,15 @@ impl Db {
             .await
             .map_err(|_| StoreError::Unreachable(format!("{}: timed out after 15 s", redact_url(url))))?
             .map_err(|e| StoreError::Unreachable(format!("{}: {e}", redact_url(url))))?;
+        let audit_sink = crate::audit::AuditSink::start(pool.clone(), dialect, clock.clone());
         let db = Db {
             pool,
             dialect,
             clock,
             url: url.to_string(),
             audit_reads: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            audit_sink,
+            token_cache: Arc::new(crate::auth::TokenCache::default()),
         };
         migrations::run(&db).await?;
         Ok(db)
@@ -185,5 +192,17 @@ mod tests {
         assert!(matches!(dialect_of("mysql://u:pw@h/db"), Err(StoreError::UnknownScheme(u)) if u == "mysql://u:***@h/db"));
         assert_eq!(redact_url("postgres://civic:s3cret@db:5432/x"), "postgres://civic:***@db:5432/x");
         assert_eq!(redact_url("postgres://civic@db/x"), "postgres://civic@db/x");
+    }
+}
+
+/// Begin a transaction that holds the store's write lock (see `Db::write_tx`).
+pub(crate) async fn begin_write(pool: &AnyPool, dialect: Dialect) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    match dialect {
+        Dialect::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
+        Dialect::Postgres => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
+            Ok(tx)
+        }
     }
 }
