@@ -231,14 +231,57 @@ async fn write_batch(
 ) -> Result<i64, String> {
     let run = async {
         let mut tx = crate::db::begin_write(pool, dialect).await?;
-        let mut first = None;
+        // Chain the whole batch in memory from the last stored row, then insert it in a
+        // few multi-row statements.
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+        let (mut seq, mut prev) = match last {
+            Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+            None => (0, GENESIS.to_string()),
+        };
+        let first = seq + 1;
+        let now = clock.now_ms();
+        let mut rows = Vec::with_capacity(batch.len());
         for (e, _) in batch.iter_mut() {
-            e.at = clock.now_ms();
-            let seq = append_at(&mut tx, e.clone()).await?;
-            first.get_or_insert(seq);
+            e.at = now;
+            seq += 1;
+            let hash = e.chain_hash(seq, &prev);
+            rows.push((seq, e.clone(), std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        for chunk in rows.chunks(200) {
+            let mut sql = String::from(
+                "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) VALUES ",
+            );
+            for k in 0..chunk.len() {
+                let b = k * 14;
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                sql.push_str(&(1..=14).map(|i| format!("${}", b + i)).collect::<Vec<_>>().join(", "));
+                sql.push(')');
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seq, e, prev, hash) in chunk {
+                q = q
+                    .bind(*seq)
+                    .bind(e.at)
+                    .bind(e.actor_kind.clone())
+                    .bind(e.actor_id)
+                    .bind(e.actor_name.clone())
+                    .bind(e.action.clone())
+                    .bind(e.object_type.clone())
+                    .bind(e.object_id.clone())
+                    .bind(e.outcome.clone())
+                    .bind(e.detail.clone())
+                    .bind(e.operation_id.clone())
+                    .bind(e.client_addr.clone())
+                    .bind(prev.clone())
+                    .bind(hash.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok::<i64, StoreError>(first.unwrap_or(0))
+        Ok::<i64, StoreError>(first)
     };
     run.await.map_err(|e| e.to_string())
 }
