@@ -283,6 +283,15 @@ fn filter_children(children: &[ChildDto], q: &str) -> Vec<ChildDto> {
         .collect()
 }
 
+/// An area for a page: its detail, and its children narrowed by the `q` filter.
+async fn area_for_page(state: &AppState, ctx: &Ctx, raw: &str, q: &Params) -> Result<(AreaCode, AreaDetail, Vec<ChildDto>, String), UiError> {
+    let code = AreaCode::parse(raw).map_err(|e| UiError::from_api(ctx, ApiError::from(e)))?;
+    let d = api::area_detail(state, &code).await.map_err(|e| UiError::from_api(ctx, e))?;
+    let query = q.0.get("q").cloned().unwrap_or_default();
+    let children = filter_children(&d.children, &query);
+    Ok((code, d, children, query))
+}
+
 async fn area_page(
     State(state): State<AppState>,
     UiCaller(me): UiCaller,
@@ -290,12 +299,8 @@ async fn area_page(
     Path(raw): Path<String>,
     q: Params,
 ) -> Result<Html<String>, UiError> {
-    let code = AreaCode::parse(&raw).map_err(|e| UiError::from_api(&ctx, ApiError::from(e)))?;
-    let d = api::area_detail(&state, &code).await.map_err(|e| UiError::from_api(&ctx, e))?;
-    let query = q.0.get("q").cloned().unwrap_or_default();
-    let children = filter_children(&d.children, &query);
-    let child_level = code.as_str().len();
-    let child_level = match child_level {
+    let (code, d, children, query) = area_for_page(&state, &ctx, &raw, &q).await?;
+    let child_level = match code.as_str().len() {
         6 => "street",
         9 => "community",
         12 => "grid",
@@ -319,9 +324,7 @@ async fn children_partial(
     Path(raw): Path<String>,
     q: Params,
 ) -> Result<Html<String>, UiError> {
-    let code = AreaCode::parse(&raw).map_err(|e| UiError::from_api(&ctx, ApiError::from(e)))?;
-    let d = api::area_detail(&state, &code).await.map_err(|e| UiError::from_api(&ctx, e))?;
-    let children = filter_children(&d.children, q.0.get("q").map(String::as_str).unwrap_or(""));
+    let (_, d, children, _) = area_for_page(&state, &ctx, &raw, &q).await?;
     let c = Chrome::for_user(&ctx, &me, "areas", "");
     Ok(render(&ChildrenPartial { c, total: d.children.len(), children }))
 }

@@ -269,18 +269,7 @@ impl Db {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
-        let keep = keep_session.map(secret_digest).unwrap_or_default();
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE account_id = $2 AND ended_at IS NULL AND id_hash <> $3")
-            .bind(now)
-            .bind(account_id)
-            .bind(keep)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions_and_tokens(&mut tx, account_id, now, keep_session).await?;
         let action = if temporary { "account.reset_password" } else { "account.change_password" };
         audit::append(self, &mut tx, actor.entry(action, "account", &account_id.to_string(), "ok", "")).await?;
         tx.commit().await?;
@@ -303,16 +292,7 @@ impl Db {
             return Err(StoreError::NotFound(format!("account {account_id}")));
         }
         if !active {
-            sqlx::query("UPDATE sessions SET ended_at = $1 WHERE account_id = $2 AND ended_at IS NULL")
-                .bind(now)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
+            end_sessions_and_tokens(&mut tx, account_id, now, None).await?;
         }
         let action = if active { "account.enable" } else { "account.disable" };
         audit::append(self, &mut tx, actor.entry(action, "account", &account_id.to_string(), "ok", "")).await?;
@@ -548,6 +528,27 @@ impl Db {
         self.token_cache.invalidate();
         Ok(())
     }
+}
+
+/// End every session of an account but `keep` (a raw session id), and revoke its tokens.
+async fn end_sessions_and_tokens(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: i64,
+    now: i64,
+    keep: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE account_id = $2 AND ended_at IS NULL AND id_hash <> $3")
+        .bind(now)
+        .bind(account_id)
+        .bind(keep.map(secret_digest).unwrap_or_default())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn principal(acc: Account, credential: Credential) -> Principal {

@@ -69,6 +69,23 @@ pub async fn fresh_with_clock(dialect: Dialect, clock: Arc<dyn Clock>) -> Option
     Some(Db::open_with_clock(&url, clock).await.expect("open fresh store"))
 }
 
+/// Run each named `async fn(Dialect)` as two tests, `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::Dialect::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::Dialect::Postgres).await
+            }
+        }
+    )*};
+}
+
 /// Both backends, for tests that must hold on each.
 pub const BACKENDS: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
 

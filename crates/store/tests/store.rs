@@ -7,23 +7,8 @@ use store::index::GridFollower;
 use store::testing::fresh;
 use store::{AreaFilter, Db, Dialect, StoreError};
 
-/// Run each named test on both backends, as `name::sqlite` and `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(store::Dialect::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(store::Dialect::Postgres).await
-            }
-        }
-    )*};
-}
 
-on_both_backends!(
+store::on_both_backends!(
     demo_loads_and_reads_back,
     import_is_all_or_nothing,
     import_checks_against_the_stored_tree,

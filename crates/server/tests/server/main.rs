@@ -21,22 +21,8 @@ use store::auth::NewAccount;
 use store::{Db, Dialect};
 use tower::ServiceExt;
 
-/// Run each named test on both backends, as `name::sqlite` and `name::postgres`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(store::Dialect::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(store::Dialect::Postgres).await
-            }
-        }
-    )*};
-}
+
+pub use store::on_both_backends;
 
 pub const PASSWORD: &str = "grid-patrol-0425";
 
