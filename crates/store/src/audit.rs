@@ -200,17 +200,24 @@ pub(crate) struct AuditSink {
     tx: tokio::sync::mpsc::Sender<(AuditEntry, Waiter)>,
 }
 
-/// Most rows in one group commit.
-const AUDIT_BATCH: usize = 512;
+/// Most rows in one group commit: one INSERT statement (14 values a row).
+const AUDIT_BATCH: usize = 200;
 
 impl AuditSink {
     pub(crate) fn start(pool: sqlx::AnyPool, dialect: crate::db::Dialect, clock: std::sync::Arc<dyn domain::clock::Clock>) -> AuditSink {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(AuditEntry, Waiter)>(4 * AUDIT_BATCH);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(AuditEntry, Waiter)>(8 * AUDIT_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(AUDIT_BATCH);
+            // The last row as this writer knows it; None: read it from the store.
+            let mut head: Option<(i64, String)> = None;
             // Ends when every Db handle (and so every sender) is gone.
             while rx.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
-                let result = write_batch(&pool, dialect, clock.as_ref(), &mut batch).await;
+                let now = clock.now_ms();
+                for (e, _) in batch.iter_mut() {
+                    e.at = now;
+                }
+                let entries: Vec<AuditEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let result = write_batch(&pool, dialect, &mut head, &entries).await;
                 for (k, (_, waiter)) in batch.drain(..).enumerate() {
                     let _ = waiter.send(match &result {
                         Ok(first) => Ok(first + k as i64),
@@ -223,67 +230,91 @@ impl AuditSink {
     }
 }
 
+async fn last_row(pool: &sqlx::AnyPool) -> Result<(i64, String), StoreError> {
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    Ok(match last {
+        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+        None => (0, GENESIS.to_string()),
+    })
+}
+
+/// Chain a batch onto the last row and insert it with one statement. The writer remembers
+/// the last row, so a batch normally costs one round trip on SQLite (the statement is its
+/// own transaction) and one short transaction on PostgreSQL (which must also hold the write
+/// lock that transactions appending their own rows take). If another writer appended in
+/// between, the sequence number collides with its row, nothing is written, and the batch is
+/// chained again from the row actually last.
 async fn write_batch(
     pool: &sqlx::AnyPool,
     dialect: crate::db::Dialect,
-    clock: &dyn domain::clock::Clock,
-    batch: &mut [(AuditEntry, Waiter)],
+    head: &mut Option<(i64, String)>,
+    entries: &[AuditEntry],
 ) -> Result<i64, String> {
-    let run = async {
-        let mut tx = crate::db::begin_write(pool, dialect).await?;
-        // Chain the whole batch in memory from the last stored row, then insert it in a
-        // few multi-row statements.
-        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
-        let (mut seq, mut prev) = match last {
-            Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
-            None => (0, GENESIS.to_string()),
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        let (seq0, prev0) = match head.take() {
+            Some(h) => h,
+            None => match last_row(pool).await {
+                Ok(h) => h,
+                Err(e) => return Err(e.to_string()),
+            },
         };
-        let first = seq + 1;
-        let now = clock.now_ms();
-        let mut rows = Vec::with_capacity(batch.len());
-        for (e, _) in batch.iter_mut() {
-            e.at = now;
-            seq += 1;
+        let mut prev = prev0;
+        let mut rows = Vec::with_capacity(entries.len());
+        for (k, e) in entries.iter().enumerate() {
+            let seq = seq0 + 1 + k as i64;
             let hash = e.chain_hash(seq, &prev);
-            rows.push((seq, e.clone(), std::mem::replace(&mut prev, hash.clone()), hash));
+            rows.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
         }
-        for chunk in rows.chunks(200) {
-            let mut sql = String::from(
-                "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) VALUES ",
-            );
-            for k in 0..chunk.len() {
-                let b = k * 14;
-                if k > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(&(1..=14).map(|i| format!("${}", b + i)).collect::<Vec<_>>().join(", "));
-                sql.push(')');
+        let mut sql = String::from(
+            "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) VALUES ",
+        );
+        for k in 0..rows.len() {
+            if k > 0 {
+                sql.push_str(", ");
             }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (seq, e, prev, hash) in chunk {
-                q = q
-                    .bind(*seq)
-                    .bind(e.at)
-                    .bind(e.actor_kind.clone())
-                    .bind(e.actor_id)
-                    .bind(e.actor_name.clone())
-                    .bind(e.action.clone())
-                    .bind(e.object_type.clone())
-                    .bind(e.object_id.clone())
-                    .bind(e.outcome.clone())
-                    .bind(e.detail.clone())
-                    .bind(e.operation_id.clone())
-                    .bind(e.client_addr.clone())
-                    .bind(prev.clone())
-                    .bind(hash.clone());
-            }
-            q.execute(&mut *tx).await?;
+            sql.push('(');
+            sql.push_str(&(1..=14).map(|i| format!("${}", k * 14 + i)).collect::<Vec<_>>().join(", "));
+            sql.push(')');
         }
-        tx.commit().await?;
-        Ok::<i64, StoreError>(first)
-    };
-    run.await.map_err(|e| e.to_string())
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (e, (seq, p, h)) in entries.iter().zip(&rows) {
+            q = q
+                .bind(*seq)
+                .bind(e.at)
+                .bind(e.actor_kind.clone())
+                .bind(e.actor_id)
+                .bind(e.actor_name.clone())
+                .bind(e.action.clone())
+                .bind(e.object_type.clone())
+                .bind(e.object_id.clone())
+                .bind(e.outcome.clone())
+                .bind(e.detail.clone())
+                .bind(e.operation_id.clone())
+                .bind(e.client_addr.clone())
+                .bind(p.clone())
+                .bind(h.clone());
+        }
+        let result: Result<(), StoreError> = match dialect {
+            crate::db::Dialect::Sqlite => q.execute(pool).await.map(|_| ()).map_err(Into::into),
+            crate::db::Dialect::Postgres => async {
+                let mut tx = crate::db::begin_write(pool, dialect).await?;
+                q.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await,
+        };
+        match result {
+            Ok(()) => {
+                *head = rows.last().map(|(seq, _, h)| (*seq, h.clone()));
+                return Ok(seq0 + 1);
+            }
+            // Most likely another writer took these numbers: chain again from the store.
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(last_error)
 }
 
 impl Db {

@@ -67,42 +67,64 @@ impl Default for SessionPolicy {
     }
 }
 
-/// Bearer tokens checked in the last moments, so that a busy API client costs one lookup
-/// every [`TOKEN_CACHE_MS`] instead of one per request. Any revocation in this process
-/// (logout, password change, disabling, a new role or area) empties it at once; a
-/// revocation made by another server process takes effect here within that time.
+/// Bearer tokens and account records read in the last moments, so that a busy API client
+/// costs a database lookup every [`AUTH_CACHE_MS`] instead of one per request. Any change
+/// to an account in this process (logout, a password change, disabling, a new role or
+/// area) empties it at once; a change made by another server process takes effect here
+/// within that time.
 #[derive(Debug, Default)]
-pub struct TokenCache {
+pub struct AuthCache {
     epoch: std::sync::atomic::AtomicU64,
-    map: std::sync::RwLock<std::collections::HashMap<String, (Principal, u64, i64)>>,
+    tokens: ShortMap<String, Principal>,
+    accounts: ShortMap<i64, Account>,
 }
 
-pub const TOKEN_CACHE_MS: i64 = 2000;
-const TOKEN_CACHE_MAX: usize = 10_000;
+pub const AUTH_CACHE_MS: i64 = 2000;
+const AUTH_CACHE_MAX: usize = 10_000;
 
-impl TokenCache {
-    fn get(&self, digest: &str, now: i64) -> Option<Principal> {
-        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
-        let map = self.map.read().ok()?;
-        let (p, e, at) = map.get(digest)?;
-        (*e == epoch && now - at < TOKEN_CACHE_MS && now >= *at).then(|| p.clone())
+/// Values with the epoch and time they were read.
+#[derive(Debug)]
+struct ShortMap<K, V>(std::sync::RwLock<std::collections::HashMap<K, (V, u64, i64)>>);
+
+impl<K, V> Default for ShortMap<K, V> {
+    fn default() -> Self {
+        ShortMap(std::sync::RwLock::new(std::collections::HashMap::new()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> ShortMap<K, V> {
+    fn get(&self, k: &K, epoch: u64, now: i64) -> Option<V> {
+        let map = self.0.read().ok()?;
+        let (v, e, at) = map.get(k)?;
+        (*e == epoch && now >= *at && now - at < AUTH_CACHE_MS).then(|| v.clone())
     }
 
-    fn put(&self, digest: String, p: Principal, epoch: u64, now: i64) {
-        if let Ok(mut map) = self.map.write() {
-            if map.len() >= TOKEN_CACHE_MAX {
+    fn put(&self, k: K, v: V, epoch: u64, now: i64) {
+        if let Ok(mut map) = self.0.write() {
+            if map.len() >= AUTH_CACHE_MAX {
                 map.clear();
             }
-            map.insert(digest, (p, epoch, now));
+            map.insert(k, (v, epoch, now));
         }
     }
 
-    /// Forget every cached token (called on every revocation).
-    pub fn invalidate(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if let Ok(mut map) = self.map.write() {
+    fn clear(&self) {
+        if let Ok(mut map) = self.0.write() {
             map.clear();
         }
+    }
+}
+
+impl AuthCache {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Forget everything (called on every change to an account, its sessions or tokens).
+    pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.tokens.clear();
+        self.accounts.clear();
     }
 }
 
@@ -230,9 +252,17 @@ impl Db {
     }
 
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        let (epoch, now) = (self.auth_cache.epoch(), self.now_ms());
+        if let Some(a) = self.auth_cache.accounts.get(&id, epoch, now) {
+            return Ok(Some(a));
+        }
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(account).transpose()
+        let found = row.as_ref().map(account).transpose()?;
+        if let Some(a) = &found {
+            self.auth_cache.accounts.put(id, a.clone(), epoch, now);
+        }
+        Ok(found)
     }
 
     pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
@@ -273,7 +303,7 @@ impl Db {
         let action = if temporary { "account.reset_password" } else { "account.change_password" };
         audit::append(self, &mut tx, actor.entry(action, "account", &account_id.to_string(), "ok", "")).await?;
         tx.commit().await?;
-        self.token_cache.invalidate();
+        self.auth_cache.invalidate();
         Ok(())
     }
 
@@ -297,7 +327,7 @@ impl Db {
         let action = if active { "account.enable" } else { "account.disable" };
         audit::append(self, &mut tx, actor.entry(action, "account", &account_id.to_string(), "ok", "")).await?;
         tx.commit().await?;
-        self.token_cache.invalidate();
+        self.auth_cache.invalidate();
         Ok(())
     }
 
@@ -339,7 +369,7 @@ impl Db {
         let detail = format!("role={} area={}", acc.role, acc.area);
         audit::append(self, &mut tx, actor.entry("account.update", "account", &account_id.to_string(), "ok", &detail)).await?;
         tx.commit().await?;
-        self.token_cache.invalidate();
+        self.auth_cache.invalidate();
         Ok(acc)
     }
 
@@ -491,11 +521,11 @@ impl Db {
     pub async fn token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = self.now_ms();
         let digest = secret_digest(token);
-        if let Some(p) = self.token_cache.get(&digest, now) {
+        // Read the epoch before the lookup: a revocation during it makes the entry stale.
+        let epoch = self.auth_cache.epoch();
+        if let Some(p) = self.auth_cache.tokens.get(&digest, epoch, now) {
             return Ok(Some(p));
         }
-        // Read the epoch before the lookup: a revocation during it makes the entry stale.
-        let epoch = self.token_cache.epoch.load(std::sync::atomic::Ordering::Acquire);
         let sql = format!(
             "SELECT t.id AS token_id, t.last_used_at, a.{} FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
@@ -514,7 +544,7 @@ impl Db {
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(token_id).execute(&self.pool).await?;
         }
         let p = principal(acc, Credential::Token(token_id));
-        self.token_cache.put(digest, p.clone(), epoch, now);
+        self.auth_cache.tokens.put(digest, p.clone(), epoch, now);
         Ok(Some(p))
     }
 
@@ -525,7 +555,7 @@ impl Db {
             .bind(token_id)
             .execute(&self.pool)
             .await?;
-        self.token_cache.invalidate();
+        self.auth_cache.invalidate();
         Ok(())
     }
 }

@@ -67,8 +67,8 @@ pub struct Db {
     audit_reads: Arc<std::sync::atomic::AtomicBool>,
     /// Group commit of audit rows written outside a change's own transaction.
     pub(crate) audit_sink: crate::audit::AuditSink,
-    /// Recently checked bearer tokens (see `auth.rs`).
-    pub(crate) token_cache: Arc<crate::auth::TokenCache>,
+    /// Recently read tokens and accounts (see `auth.rs`).
+    pub(crate) auth_cache: Arc<crate::auth::AuthCache>,
 }
 
 impl std::fmt::Debug for Db {
@@ -119,7 +119,7 @@ impl Db {
             url: url.to_string(),
             audit_reads: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             audit_sink,
-            token_cache: Arc::new(crate::auth::TokenCache::default()),
+            auth_cache: Arc::new(crate::auth::AuthCache::default()),
         };
         migrations::run(&db).await?;
         Ok(db)
