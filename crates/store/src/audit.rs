@@ -230,6 +230,14 @@ impl AuditSink {
     }
 }
 
+const INSERT_BATCH_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 \
+     FROM json_each($1) ORDER BY key";
+
+const INSERT_BATCH_POSTGRES: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
+     SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, r ->> 7, r ->> 8, r ->> 9, r ->> 10, r ->> 11, r ->> 12, r ->> 13 \
+     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
+
 async fn last_row(pool: &sqlx::AnyPool) -> Result<(i64, String), StoreError> {
     let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
     Ok(match last {
@@ -266,35 +274,22 @@ async fn write_batch(
             let hash = e.chain_hash(seq, &prev);
             rows.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
         }
-        let mut sql = String::from(
-            "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) VALUES ",
-        );
-        for k in 0..rows.len() {
-            if k > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&(1..=14).map(|i| format!("${}", k * 14 + i)).collect::<Vec<_>>().join(", "));
-            sql.push(')');
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (e, (seq, p, h)) in entries.iter().zip(&rows) {
-            q = q
-                .bind(*seq)
-                .bind(e.at)
-                .bind(e.actor_kind.clone())
-                .bind(e.actor_id)
-                .bind(e.actor_name.clone())
-                .bind(e.action.clone())
-                .bind(e.object_type.clone())
-                .bind(e.object_id.clone())
-                .bind(e.outcome.clone())
-                .bind(e.detail.clone())
-                .bind(e.operation_id.clone())
-                .bind(e.client_addr.clone())
-                .bind(p.clone())
-                .bind(h.clone());
-        }
+        // The whole batch travels as one JSON array bound to one constant statement, which
+        // the database unpacks itself: one bind instead of fourteen a row, and a statement
+        // prepared once.
+        let batch: Vec<serde_json::Value> = entries
+            .iter()
+            .zip(&rows)
+            .map(|(e, (seq, p, h))| {
+                serde_json::json!([seq, e.at, e.actor_kind, e.actor_id, e.actor_name, e.action, e.object_type,
+                    e.object_id, e.outcome, e.detail, e.operation_id, e.client_addr, p, h])
+            })
+            .collect();
+        let sql = match dialect {
+            crate::db::Dialect::Sqlite => INSERT_BATCH_SQLITE,
+            crate::db::Dialect::Postgres => INSERT_BATCH_POSTGRES,
+        };
+        let q = sqlx::query(sql).bind(serde_json::Value::Array(batch).to_string());
         let result: Result<(), StoreError> = match dialect {
             crate::db::Dialect::Sqlite => q.execute(pool).await.map(|_| ()).map_err(Into::into),
             crate::db::Dialect::Postgres => async {
