@@ -1,10 +1,10 @@
 //! Times are stored in UTC (milliseconds since the epoch) and shown in Asia/Shanghai,
 //! which is UTC+8 all year (China has kept no daylight saving time since 1991).
 
-const SHANGHAI_OFFSET_MS: i64 = 8 * 3600 * 1000;
+pub(crate) const SHANGHAI_OFFSET_MS: i64 = 8 * 3600 * 1000;
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -26,16 +26,12 @@ pub fn format_shanghai(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// Milliseconds since the epoch (UTC) of a Shanghai date `YYYY-MM-DD` at 00:00, or None.
-pub fn parse_shanghai_date(s: &str) -> Option<i64> {
-    let mut it = s.trim().splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: i64 = it.next()?.parse().ok()?;
-    let d: i64 = it.next()?.parse().ok()?;
+/// Days since 1970-01-01 of a civil date, or None for an impossible one (2026-02-30).
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    // days_from_civil
+    let (m, d) = (i64::from(m), i64::from(d));
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
     let yoe = y2 - era * 400;
@@ -43,10 +39,12 @@ pub fn parse_shanghai_date(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    if civil_from_days(days) != (y, m as u32, d as u32) {
-        return None;
-    }
-    Some(days * 86_400_000 - SHANGHAI_OFFSET_MS)
+    (civil_from_days(days) == (y, m as u32, d as u32)).then_some(days)
+}
+
+/// Milliseconds since the epoch (UTC) of a Shanghai date `YYYY-MM-DD` at 00:00, or None.
+pub fn parse_shanghai_date(s: &str) -> Option<i64> {
+    crate::calendar::Day::parse(s).map(|d| d.at_minute(0))
 }
 
 #[cfg(test)]
