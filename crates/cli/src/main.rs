@@ -311,6 +311,13 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
     let generated = started.elapsed();
     let report = db.load_demo(&district).await?;
     let accounts = users::demo_accounts(db, &district).await?;
+    db.load_catalogue(
+        &store::audit::Actor::cli("demo"),
+        &domain::catalogue::demo_departments(),
+        &domain::catalogue::demo_categories(),
+        &store::catalogue::demo_calendar(),
+    )
+    .await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
         "demo district {} {} (scale {}, seed {}): {} streets and townships, {} communities and villages, {} basic grids, {} dedicated grids, {} team members; {} areas stored in {:.1} s (generated in {:.1} s)",

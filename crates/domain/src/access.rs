@@ -136,6 +136,11 @@ impl Role {
         )
     }
 
+    /// May edit the work calendar (holidays, make-up workdays).
+    pub fn edits_calendar(self) -> bool {
+        matches!(self, Role::ShiftLead | Role::Admin)
+    }
+
     /// Needs a department (professional departments are scoped by it).
     pub fn needs_department(self) -> bool {
         self == Role::DepartmentHandler

@@ -35,6 +35,10 @@ pub enum DomainError {
     InvalidRole(String),
     #[error("not a mainland mobile number: {0:?} (11 digits starting 13-19)")]
     InvalidPhone(String),
+    #[error("invalid category: {0}")]
+    InvalidCategory(String),
+    #[error("not a time limit: {0:?} (working hours like 4h, or working days like 3d)")]
+    InvalidTimeLimit(String),
 }
 
 impl DomainError {
@@ -56,6 +60,8 @@ impl DomainError {
             DomainError::InvalidGeometry(_) => "invalid_geometry",
             DomainError::InvalidRole(_) => "invalid_role",
             DomainError::InvalidPhone(_) => "invalid_phone",
+            DomainError::InvalidCategory(_) => "invalid_category",
+            DomainError::InvalidTimeLimit(_) => "invalid_time_limit",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod area;
 pub mod audit;
 pub mod calendar;
+pub mod catalogue;
 pub mod clock;
 pub mod demo;
 pub mod error;

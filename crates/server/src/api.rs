@@ -33,6 +33,8 @@ use crate::problem::{ApiError, Problem};
         crate::accounts::get_account, crate::accounts::update_account, crate::accounts::disable_account,
         crate::accounts::enable_account, crate::accounts::reset_password, crate::accounts::unmask,
         crate::accounts::search_audit,
+        crate::catalogue::list_categories, crate::catalogue::list_departments, crate::catalogue::calendar,
+        crate::catalogue::set_day,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -41,6 +43,7 @@ use crate::problem::{ApiError, Problem};
         (name = "areas", description = "Areas and grids: district → street/township → community/village → grid"),
         (name = "accounts", description = "Sessions, accounts, tokens and sensitive reads"),
         (name = "audit", description = "The append-only, hash-chained audit trail (auditors)"),
+        (name = "catalogue", description = "Incident categories, departments and the work calendar"),
     )
 )]
 pub struct ApiDoc;

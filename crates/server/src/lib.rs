@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod catalogue;
 pub mod assets;
 pub mod i18n;
 pub mod opid;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(healthz))
         .merge(api::routes())
         .merge(accounts::routes())
+        .merge(catalogue::routes())
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)

@@ -9,6 +9,7 @@
 pub mod areas;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod changes;
 pub mod db;
 pub mod index;

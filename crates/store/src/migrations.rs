@@ -26,6 +26,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_accounts_audit.sql"),
         postgres: include_str!("../migrations/postgres/0002_accounts_audit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "catalogue",
+        sqlite: include_str!("../migrations/sqlite/0003_catalogue.sql"),
+        postgres: include_str!("../migrations/postgres/0003_catalogue.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

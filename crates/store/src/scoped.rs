@@ -128,6 +128,11 @@ impl<'a> Scoped<'a> {
         self.who.role.manages_accounts().then_some(AccountAdmin { s: self })
     }
 
+    /// The work calendar's editor, for shift leads and admins.
+    pub fn calendar_editor(&self) -> Option<CalendarEditor<'_>> {
+        self.who.role.edits_calendar().then_some(CalendarEditor { s: self })
+    }
+
     /// The audit trail, for auditors.
     pub fn audit_reader(&self) -> Option<AuditReader<'_>> {
         self.who.role.reads_audit().then_some(AuditReader { s: self })
@@ -252,5 +257,22 @@ impl AuditReader<'_> {
         );
         self.s.db.audit(self.s.actor.entry("audit.search", "audit_log", "", "ok", &detail)).await?;
         Ok(rows)
+    }
+}
+
+/// Edits the district's work calendar.
+pub struct CalendarEditor<'s> {
+    s: &'s Scoped<'s>,
+}
+
+impl CalendarEditor<'_> {
+    /// Mark a day as a holiday or a make-up workday, or (None) return it to the weekly pattern.
+    pub async fn set_day(&self, day: domain::calendar::Day, entry: Option<(crate::catalogue::DayKind, &str)>) -> Result<(), StoreError> {
+        if let Some((_, name)) = entry {
+            if name.trim().is_empty() {
+                return Err(StoreError::Invalid { code: "invalid_day_name", message: "a holiday or make-up workday needs a name".into() });
+            }
+        }
+        self.s.db.set_calendar_day(&self.s.actor, day, entry).await
     }
 }

@@ -18,6 +18,7 @@ store::on_both_backends!(
     data_survives_reopening,
     audit_chain_catches_edits,
     concurrent_audit_rows_all_land_in_one_chain,
+    the_catalogue_and_calendar_round_trip,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -289,4 +290,32 @@ async fn concurrent_audit_rows_all_land_in_one_chain(d: Dialect) {
     seqs.dedup();
     assert_eq!(seqs.len(), 300, "every row got its own sequence number");
     assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 301 });
+}
+
+async fn the_catalogue_and_calendar_round_trip(d: Dialect) {
+    use domain::calendar::{Day, TimeLimit};
+    let Some(db) = store(d).await else { return };
+    let actor = store::audit::Actor::cli("test");
+    let (depts, cats) = (domain::catalogue::demo_departments(), domain::catalogue::demo_categories());
+    db.load_catalogue(&actor, &depts, &cats, &store::catalogue::demo_calendar()).await.expect("load");
+    assert_eq!(db.categories().await.expect("categories"), {
+        let mut c = cats.clone();
+        c.sort_by(|a, b| a.code.cmp(&b.code));
+        c
+    });
+    assert_eq!(db.departments().await.expect("departments").len(), depts.len());
+    // Loading again replaces, never duplicates.
+    db.load_catalogue(&actor, &depts, &cats, &store::catalogue::demo_calendar()).await.expect("reload");
+    assert_eq!(db.categories().await.expect("categories").len(), cats.len());
+    // The stored calendar drives deadlines: 国庆 holidays, then the make-up Saturday.
+    let cal = db.work_calendar().await.expect("calendar");
+    let at = |m: u32, day: u32, hh: u32| Day::from_ymd(2026, m, day).expect("day").at_minute(hh * 60);
+    assert_eq!(cal.deadline(at(9, 30, 17), TimeLimit::WorkingHours(1)), at(10, 8, 9));
+    let oct = db.calendar_days(Day::from_ymd(2026, 10, 1).expect("d"), Day::from_ymd(2026, 10, 31).expect("d")).await.expect("days");
+    assert_eq!(oct.len(), 8, "seven days of 国庆 and one make-up Saturday");
+    // A bad category code is refused and nothing changes.
+    let mut bad = cats[1].clone();
+    bad.code = "X0101".into();
+    assert!(db.load_catalogue(&actor, &[], &[bad], &[]).await.is_err());
+    assert_eq!(db.categories().await.expect("categories").len(), cats.len());
 }

@@ -451,3 +451,39 @@ async fn the_auditor_searches_the_trail_in_the_ui() {
     let page = app.page("/audit", None).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_catalogue_is_read_by_all_and_the_calendar_edited_by_shift_leads() {
+    let Some(app) = TestApp::with_demo(Dialect::Sqlite).await else { return };
+    let actor = store::audit::Actor::cli("test");
+    app.db
+        .load_catalogue(&actor, &domain::catalogue::demo_departments(), &domain::catalogue::demo_categories(), &store::catalogue::demo_calendar())
+        .await
+        .expect("catalogue");
+    let worker = app.user("cat.worker", Role::GridWorker, "430503001001001").await;
+    let r = app.send(Req::new(Method::GET, "/api/v1/categories").token(&worker.token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let items = r.json()["items"].as_array().expect("items").clone();
+    assert!(items.iter().filter(|c| c["parent"].is_string()).count() >= 40);
+    let manhole = items.iter().find(|c| c["code"] == "C0101").expect("C0101");
+    assert_eq!(manhole["name"], "上水井盖");
+    assert_eq!(manhole["limits"]["handle"], json!({"unit": "working_hours", "value": 4}));
+    assert_eq!(app.send(Req::new(Method::GET, "/api/v1/departments").token(&worker.token)).await.json().as_array().map(Vec::len), Some(15));
+    let cal = app.send(Req::new(Method::GET, "/api/v1/calendar?year=2026").token(&worker.token)).await.json();
+    assert!(cal.as_array().expect("days").iter().any(|d| d["day"] == "2026-10-01" && d["kind"] == "holiday"));
+    app.send(Req::new(Method::GET, "/api/v1/calendar?year=abc").token(&worker.token)).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_year");
+    // A grid worker may not edit the calendar; a shift lead may, and it is audited.
+    let put = |t: &str, day: &str, body: serde_json::Value| app.send(Req::new(Method::PUT, &format!("/api/v1/calendar/{day}")).token(t).json(body));
+    put(&worker.token, "2026-12-31", json!({"kind": "holiday", "name": "x"})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let lead = app.user("cat.lead", Role::ShiftLead, "430503").await;
+    assert_eq!(put(&lead.token, "2026-12-31", json!({"kind": "holiday", "name": "区防汛演练"})).await.status, StatusCode::NO_CONTENT);
+    put(&lead.token, "2026-13-01", json!({"kind": "holiday", "name": "x"})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_date");
+    put(&lead.token, "2026-12-30", json!({"kind": "party", "name": "x"})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_day_kind");
+    put(&lead.token, "2026-12-30", json!({"kind": "holiday", "name": " "})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_day_name");
+    let cal = app.send(Req::new(Method::GET, "/api/v1/calendar").token(&lead.token)).await.json();
+    assert!(cal.as_array().expect("days").iter().any(|d| d["day"] == "2026-12-31" && d["name"] == "区防汛演练"));
+    assert!(!cal.as_array().expect("days").iter().any(|d| d["day"] == "2026-12-30"));
+    assert_eq!(put(&lead.token, "2026-12-31", json!({"kind": "normal"})).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.audit_count("cat.lead", "ok").await, 2);
+    assert_eq!(app.audit_count("cat.worker", "denied").await, 1);
+}
