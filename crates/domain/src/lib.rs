@@ -13,6 +13,7 @@ pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod geometry;
+pub mod incident;
 pub mod locate;
 pub mod names;
 pub mod rng;
