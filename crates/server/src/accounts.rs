@@ -448,19 +448,20 @@ pub struct AuditRowDto {
 
 impl From<AuditRow> for AuditRowDto {
     fn from(r: AuditRow) -> Self {
+        let e = r.entry;
         AuditRowDto {
             seq: r.seq,
-            at: r.at,
-            actor_kind: r.actor_kind,
-            actor_id: r.actor_id,
-            actor_name: r.actor_name,
-            action: r.action,
-            object_type: r.object_type,
-            object_id: r.object_id,
-            outcome: r.outcome,
-            detail: r.detail,
-            operation_id: r.operation_id,
-            client_addr: r.client_addr,
+            at: e.at,
+            actor_kind: e.actor_kind,
+            actor_id: e.actor_id,
+            actor_name: e.actor_name,
+            action: e.action,
+            object_type: e.object_type,
+            object_id: e.object_id,
+            outcome: e.outcome,
+            detail: e.detail,
+            operation_id: e.operation_id,
+            client_addr: e.client_addr,
             hash: r.hash,
         }
     }

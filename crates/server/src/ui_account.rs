@@ -412,14 +412,14 @@ async fn audit_page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: 
                 .into_iter()
                 .map(|r| AuditLine {
                     seq: r.seq,
-                    at: domain::time::format_shanghai(r.at),
-                    actor: format!("{} ({})", r.actor_name, r.actor_kind),
-                    action: r.action,
-                    object: format!("{} {}", r.object_type, r.object_id),
-                    outcome: r.outcome,
-                    detail: r.detail,
-                    operation_id: r.operation_id,
-                    client_addr: r.client_addr,
+                    at: domain::time::format_shanghai(r.entry.at),
+                    actor: format!("{} ({})", r.entry.actor_name, r.entry.actor_kind),
+                    action: r.entry.action,
+                    object: format!("{} {}", r.entry.object_type, r.entry.object_id),
+                    outcome: r.entry.outcome,
+                    detail: r.entry.detail,
+                    operation_id: r.entry.operation_id,
+                    client_addr: r.entry.client_addr,
                 })
                 .collect();
             (lines, String::new(), next)

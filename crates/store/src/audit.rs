@@ -4,7 +4,6 @@
 
 use domain::audit::{AuditEntry, GENESIS};
 use domain::{Credential, Principal};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -72,41 +71,13 @@ impl Actor {
     }
 }
 
-/// One row of the trail as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One row of the trail as stored: the entry, its place in the chain and its hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
     pub seq: i64,
-    pub at: i64,
-    pub actor_kind: String,
-    pub actor_id: Option<i64>,
-    pub actor_name: String,
-    pub action: String,
-    pub object_type: String,
-    pub object_id: String,
-    pub outcome: String,
-    pub detail: String,
-    pub operation_id: String,
-    pub client_addr: String,
+    pub entry: AuditEntry,
     pub prev_hash: String,
     pub hash: String,
-}
-
-impl AuditRow {
-    fn entry(&self) -> AuditEntry {
-        AuditEntry {
-            at: self.at,
-            actor_kind: self.actor_kind.clone(),
-            actor_id: self.actor_id,
-            actor_name: self.actor_name.clone(),
-            action: self.action.clone(),
-            object_type: self.object_type.clone(),
-            object_id: self.object_id.clone(),
-            outcome: self.outcome.clone(),
-            detail: self.detail.clone(),
-            operation_id: self.operation_id.clone(),
-            client_addr: self.client_addr.clone(),
-        }
-    }
 }
 
 const COLUMNS: &str = "seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash";
@@ -114,17 +85,19 @@ const COLUMNS: &str = "seq, at, actor_kind, actor_id, actor_name, action, object
 fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        actor_kind: r.try_get("actor_kind")?,
-        actor_id: r.try_get("actor_id")?,
-        actor_name: r.try_get("actor_name")?,
-        action: r.try_get("action")?,
-        object_type: r.try_get("object_type")?,
-        object_id: r.try_get("object_id")?,
-        outcome: r.try_get("outcome")?,
-        detail: r.try_get("detail")?,
-        operation_id: r.try_get("operation_id")?,
-        client_addr: r.try_get("client_addr")?,
+        entry: AuditEntry {
+            at: r.try_get("at")?,
+            actor_kind: r.try_get("actor_kind")?,
+            actor_id: r.try_get("actor_id")?,
+            actor_name: r.try_get("actor_name")?,
+            action: r.try_get("action")?,
+            object_type: r.try_get("object_type")?,
+            object_id: r.try_get("object_id")?,
+            outcome: r.try_get("outcome")?,
+            detail: r.try_get("detail")?,
+            operation_id: r.try_get("operation_id")?,
+            client_addr: r.try_get("client_addr")?,
+        },
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
@@ -346,7 +319,7 @@ impl Db {
                 if row.prev_hash != prev {
                     return Ok(ChainCheck::Broken { seq: row.seq, reason: "its prev_hash is not the hash of the row before".into() });
                 }
-                if row.entry().chain_hash(row.seq, &prev) != row.hash {
+                if row.entry.chain_hash(row.seq, &prev) != row.hash {
                     return Ok(ChainCheck::Broken { seq: row.seq, reason: "its contents do not match its hash".into() });
                 }
                 prev = row.hash.clone();

@@ -369,7 +369,7 @@ async fn sensitive_values_are_masked_and_reads_need_a_reason(d: Dialect) {
         .await
         .expect("rows");
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].outcome.as_str(), rows[0].detail.as_str()), ("ok", "联系网格长处理井盖缺失"));
+    assert_eq!((rows[0].entry.outcome.as_str(), rows[0].entry.detail.as_str()), ("ok", "联系网格长处理井盖缺失"));
     // A volunteer may not unmask, even in its own grid.
     let volunteer = app.user("grid.a.vol", Role::Volunteer, &p.grid_a).await;
     unmask(&volunteer, "好奇").await.assert_problem(StatusCode::NOT_FOUND, "not_found");
