@@ -35,6 +35,8 @@ use crate::problem::{ApiError, Problem};
         crate::accounts::search_audit,
         crate::catalogue::list_categories, crate::catalogue::list_departments, crate::catalogue::calendar,
         crate::catalogue::set_day,
+        crate::incidents::report, crate::incidents::list, crate::incidents::read, crate::incidents::transition,
+        crate::incidents::receipt,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -44,6 +46,7 @@ use crate::problem::{ApiError, Problem};
         (name = "accounts", description = "Sessions, accounts, tokens and sensitive reads"),
         (name = "audit", description = "The append-only, hash-chained audit trail (auditors)"),
         (name = "catalogue", description = "Incident categories, departments and the work calendar"),
+        (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
     )
 )]
 pub struct ApiDoc;

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod assets;
 pub mod i18n;
+pub mod incidents;
 pub mod opid;
 pub mod problem;
 pub mod ui;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(accounts::routes())
         .merge(catalogue::routes())
+        .merge(incidents::routes())
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)

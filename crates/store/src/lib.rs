@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod changes;
 pub mod db;
+pub mod incidents;
 pub mod index;
 pub mod scoped;
 mod migrations;

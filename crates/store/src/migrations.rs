@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_catalogue.sql"),
         postgres: include_str!("../migrations/postgres/0003_catalogue.sql"),
     },
+    Migration {
+        version: 4,
+        name: "incidents",
+        sqlite: include_str!("../migrations/sqlite/0004_incidents.sql"),
+        postgres: include_str!("../migrations/postgres/0004_incidents.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

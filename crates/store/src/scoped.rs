@@ -14,6 +14,7 @@ use sqlx::Row;
 use crate::StoreError;
 use crate::audit::{self, Actor, AuditQuery, AuditRow};
 use crate::auth::{Account, NewAccount};
+use crate::incidents::{Incident, IncidentFilter, IncidentScope, NewIncident, Transition, TransitionFailure, TransitionInput};
 use crate::db::Db;
 
 /// A grid team member as any signed-in account sees it: the phone masked.
@@ -126,6 +127,11 @@ impl<'a> Scoped<'a> {
     /// The account administrator, for admins.
     pub fn account_admin(&self) -> Option<AccountAdmin<'_>> {
         self.who.role.manages_accounts().then_some(AccountAdmin { s: self })
+    }
+
+    /// The incident desk, for the roles that work incidents (not auditors or admins).
+    pub fn incidents(&self) -> Option<IncidentDesk<'_>> {
+        (!matches!(self.who.role, Role::Auditor | Role::Admin)).then_some(IncidentDesk { s: self, scope: IncidentScope::of(self.who) })
     }
 
     /// The work calendar's editor, for shift leads and admins.
@@ -274,5 +280,57 @@ impl CalendarEditor<'_> {
             }
         }
         self.s.db.set_calendar_day(&self.s.actor, day, entry).await
+    }
+}
+
+/// Reports, reads and moves incidents in the caller's scope: its area's subtree, or for a
+/// department handler, what is dispatched to its department.
+pub struct IncidentDesk<'s> {
+    s: &'s Scoped<'s>,
+    scope: IncidentScope,
+}
+
+impl IncidentDesk<'_> {
+    /// Report an incident. Department handlers receive work; they do not report it.
+    pub async fn report(&self, new: NewIncident, idempotency_key: Option<&str>) -> Result<(Incident, bool), StoreError> {
+        if self.s.who.role == Role::DepartmentHandler {
+            return Err(self.s.deny("incident.report", "incident", "").await);
+        }
+        self.s.db.create_incident(&self.s.actor, Some(self.s.who.account_id), new, idempotency_key).await
+    }
+
+    pub async fn list(&self, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        self.s.db.incidents_where(&self.scope, f).await
+    }
+
+    /// One incident in scope, with its timeline; anything else is denied as not found.
+    pub async fn get(&self, id: i64) -> Result<(Incident, Vec<Transition>), StoreError> {
+        match self.s.db.incident(id).await? {
+            Some(i) if self.scope.contains(&i) => {
+                let t = self.s.db.timeline(id).await?;
+                Ok((i, t))
+            }
+            _ => Err(self.s.deny("incident.read", "incident", &id.to_string()).await),
+        }
+    }
+
+    /// The actions the caller may take on an incident now.
+    pub fn allowed(&self, i: &Incident) -> Vec<domain::incident::Action> {
+        domain::incident::allowed(&i.loop_, domain::incident::Actor::Staff(self.s.who.role))
+    }
+
+    pub async fn transition(
+        &self,
+        id: i64,
+        version: i64,
+        action: domain::incident::Action,
+        input: &TransitionInput,
+    ) -> Result<Incident, TransitionFailure> {
+        match self.s.db.incident(id).await? {
+            Some(i) if self.scope.contains(&i) => {}
+            _ => return Err(TransitionFailure::Store(self.s.deny(&format!("incident.{}", action.as_str()), "incident", &id.to_string()).await)),
+        }
+        let who = domain::incident::Actor::Staff(self.s.who.role);
+        self.s.db.transition(&self.s.actor, who, id, version, action, input).await
     }
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod areas;
+mod incidents;
 
 use std::sync::Arc;
 use std::time::Duration;

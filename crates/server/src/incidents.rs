@@ -1,0 +1,367 @@
+//! The incidents API: report, list, read with the timeline, move through the loop, and the
+//! resident's receipt page.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::incident::Action;
+use domain::{AreaCode, Phone};
+use serde::{Deserialize, Serialize};
+use store::incidents::{Incident, IncidentFilter, NewIncident, Source, Transition, TransitionFailure, TransitionInput};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::accounts::Body;
+use crate::api::Params;
+use crate::auth::ApiCaller;
+use crate::problem::{ApiError, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/incidents", post(report).get(list))
+        .route("/api/v1/incidents/{id}", get(read))
+        .route("/api/v1/incidents/{id}/transitions", post(transition))
+        .route("/api/v1/public/receipts/{receipt}", get(receipt))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A report.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewIncidentRequest {
+    /// A second-level category code (GET /api/v1/categories), e.g. C0101.
+    pub category: String,
+    pub description: String,
+    /// WGS-84; resolved to its grid. Without it, an address is needed.
+    pub location: Option<Location>,
+    pub address: Option<String>,
+    /// grid_patrol, resident, hotline, camera, leader (default: by the caller's role)
+    pub source: Option<String>,
+    /// The reporter's phone, for a callback; stored masked to everyone but those who may unmask.
+    pub reporter_phone: Option<String>,
+}
+
+/// An incident as staff see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentDto {
+    pub id: i64,
+    /// The resident's receipt code.
+    pub receipt: String,
+    pub category: String,
+    pub description: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub address: Option<String>,
+    /// The basic grid of the point, or null while an address-only report waits to be placed.
+    pub grid: Option<String>,
+    /// The area that owns the incident (its grid, or the level it was escalated to).
+    pub area: String,
+    /// grid, community, street or district
+    pub level: String,
+    pub source: String,
+    /// reported, filed, dispatched, in_progress, handled, verified, closed, evaluated,
+    /// rejected, merged, shelved, voided
+    pub state: String,
+    pub department: Option<String>,
+    pub assignee_area: Option<String>,
+    pub supervised: bool,
+    pub extension_pending: bool,
+    pub returns: u32,
+    pub reworks: u32,
+    pub rating: Option<i64>,
+    pub reporter_phone_masked: Option<String>,
+    /// Send it back with a transition: a stale version is refused.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&Incident> for IncidentDto {
+    fn from(i: &Incident) -> Self {
+        IncidentDto {
+            id: i.id,
+            receipt: i.receipt.clone(),
+            category: i.category.clone(),
+            description: i.description.clone(),
+            lat: i.lat,
+            lon: i.lon,
+            address: i.address.clone(),
+            grid: i.grid.as_ref().map(ToString::to_string),
+            area: i.area.to_string(),
+            level: i.loop_.level.as_str().into(),
+            source: i.source.clone(),
+            state: i.loop_.state.as_str().into(),
+            department: i.department.clone(),
+            assignee_area: i.assignee_area.as_ref().map(ToString::to_string),
+            supervised: i.loop_.supervised,
+            extension_pending: i.loop_.extension_pending,
+            returns: i.loop_.returns,
+            reworks: i.loop_.reworks,
+            rating: i.rating,
+            reporter_phone_masked: i.reporter_phone_masked.clone(),
+            version: i.version,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionDto {
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor_kind: String,
+    pub actor_name: String,
+    pub note: String,
+    pub at: i64,
+}
+
+impl From<Transition> for TransitionDto {
+    fn from(t: Transition) -> Self {
+        TransitionDto {
+            action: t.action,
+            from_state: t.from_state,
+            to_state: t.to_state,
+            actor_kind: t.actor_kind,
+            actor_name: t.actor_name,
+            note: t.note,
+            at: t.at,
+        }
+    }
+}
+
+/// An incident with its timeline and what the caller may do next.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: IncidentDto,
+    pub timeline: Vec<TransitionDto>,
+    pub allowed_actions: Vec<String>,
+}
+
+fn default_source(role: domain::Role) -> Source {
+    match role {
+        domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead => Source::Hotline,
+        _ => Source::GridPatrol,
+    }
+}
+
+/// Report an incident. Send an `Idempotency-Key` header so that a retry returns the same
+/// incident instead of a second one.
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", operation_id = "reportIncident",
+    request_body = NewIncidentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any unique string per report; a retry with the same key returns the first incident")),
+    responses(
+        (status = 201, description = "Reported", body = IncidentDto),
+        (status = 200, description = "A retry: the incident this key already made", body = IncidentDto),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn report(State(state): State<AppState>, ApiCaller(c): ApiCaller, headers: HeaderMap, Body(req): Body<NewIncidentRequest>) -> Result<Response, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.report", "incident", "").await.into());
+    };
+    let point = match &req.location {
+        Some(l) => Some(domain::error::parse_point(&l.lat.to_string(), &l.lon.to_string())?),
+        None => None,
+    };
+    let grid: Option<AreaCode> = point.and_then(|(lat, lon)| state.grids.snapshot().locate_grid(lon, lat).cloned());
+    let source = match req.source.as_deref() {
+        None => default_source(c.principal.role),
+        Some(s) => Source::parse(s).ok_or_else(|| ApiError::bad_request("invalid_source", format!("unknown source {s:?}")))?,
+    };
+    let phone = req.reporter_phone.as_deref().filter(|p| !p.trim().is_empty()).map(Phone::parse).transpose()?;
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
+    if key.is_some_and(|k| k.len() > 200) {
+        return Err(ApiError::bad_request("invalid_idempotency_key", "the Idempotency-Key is longer than 200 characters"));
+    }
+    let new = NewIncident {
+        category: req.category,
+        description: req.description,
+        point,
+        address: req.address,
+        source,
+        grid,
+        reporter_phone: phone,
+    };
+    let (inc, created) = desk.report(new, key).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(IncidentDto::from(&inc))).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentPage {
+    pub items: Vec<IncidentDto>,
+    /// When older incidents follow: pass as `before` for the next page.
+    pub next_before: Option<i64>,
+}
+
+/// Incidents in your scope, newest first.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", operation_id = "listIncidents",
+    params(
+        ("state" = Option<String>, Query), ("category" = Option<String>, Query),
+        ("before" = Option<i64>, Query, description = "Cursor: incidents with a smaller id"),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+    ),
+    responses((status = 200, body = IncidentPage), (status = 400, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, ApiCaller(c): ApiCaller, q: Params) -> Result<Json<IncidentPage>, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.list", "incident", "*").await.into());
+    };
+    let num = |k: &str, lo: i64, hi: i64| -> Result<Option<i64>, ApiError> {
+        q.0.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| ApiError::bad_request("invalid_query", format!("{k} must be a number from {lo} to {hi}"))))
+            .transpose()
+    };
+    let state_filter = q.0.get("state").filter(|v| !v.is_empty()).map(|v| v.parse().map_err(|e: String| ApiError::bad_request("invalid_state", e))).transpose()?;
+    let f = IncidentFilter {
+        state: state_filter,
+        category: q.0.get("category").filter(|v| !v.is_empty()).cloned(),
+        before_id: num("before", 1, i64::MAX)?,
+        limit: num("limit", 1, 500)?.unwrap_or(50),
+    };
+    let items = desk.list(&f).await?;
+    let next_before = (items.len() as i64 == f.limit).then(|| items.last().map(|i| i.id)).flatten();
+    Ok(Json(IncidentPage { items: items.iter().map(IncidentDto::from).collect(), next_before }))
+}
+
+fn incident_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("not_found", format!("incident {raw} not found")))
+}
+
+/// One incident with its timeline.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", operation_id = "getIncident",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = IncidentDetail), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn read(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(raw): Path<String>) -> Result<Json<IncidentDetail>, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.read", "incident", &raw).await.into());
+    };
+    let (inc, timeline) = desk.get(incident_id(&raw)?).await?;
+    let allowed_actions = desk.allowed(&inc).into_iter().map(|a| a.as_str().to_string()).collect();
+    Ok(Json(IncidentDetail { incident: IncidentDto::from(&inc), timeline: timeline.into_iter().map(Into::into).collect(), allowed_actions }))
+}
+
+/// A step of the loop.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TransitionRequest {
+    /// file, reject, merge, dispatch, accept, return, request_extension, approve_extension,
+    /// deny_extension, handle, handle_on_spot, verify, fail_verification, close, evaluate,
+    /// reopen, escalate, supervise, shelve, unshelve, void
+    pub action: String,
+    /// The version you read: a stale one is refused with 409.
+    pub version: i64,
+    /// dispatch: to a department …
+    pub department: Option<String>,
+    /// … or to a grid.
+    pub grid: Option<String>,
+    /// The reason, the result, the note.
+    #[serde(default)]
+    pub note: String,
+    /// evaluate: satisfaction 1–5.
+    pub rating: Option<u8>,
+}
+
+/// Move an incident through the loop. An action the state does not allow answers 409 and
+/// lists the allowed ones; a stale version answers 409.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/transitions", tag = "incidents", operation_id = "transitionIncident",
+    params(("id" = i64, Path)), request_body = TransitionRequest,
+    responses(
+        (status = 200, body = IncidentDto),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed now (errors lists the allowed actions), or a stale version", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn transition(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(raw): Path<String>,
+    Body(req): Body<TransitionRequest>,
+) -> Result<Json<IncidentDto>, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.transition", "incident", &raw).await.into());
+    };
+    let id = incident_id(&raw)?;
+    let action: Action = req.action.parse().map_err(|e: String| ApiError::bad_request("invalid_action", e))?;
+    let input = TransitionInput {
+        department: req.department.filter(|d| !d.is_empty()),
+        grid: req.grid.as_deref().filter(|g| !g.is_empty()).map(AreaCode::parse).transpose()?,
+        note: req.note,
+        rating: req.rating,
+    };
+    match desk.transition(id, req.version, action, &input).await {
+        Ok(inc) => Ok(Json(IncidentDto::from(&inc))),
+        Err(TransitionFailure::Store(e)) => Err(e.into()),
+        Err(TransitionFailure::Stale { current }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_version",
+            format!("the incident changed since you read it (now at version {current}); read it again"),
+        )),
+        Err(TransitionFailure::Refused(e)) => {
+            let mut err = ApiError::new(
+                if e.code() == "invalid_rating" { StatusCode::BAD_REQUEST } else { StatusCode::CONFLICT },
+                e.code(),
+                e.to_string(),
+            );
+            if let domain::incident::TransitionError::NotAllowed { allowed, .. } = &e {
+                err.errors = Some(serde_json::json!({"allowed": allowed.iter().map(|a| a.as_str()).collect::<Vec<_>>()}));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// What a resident sees with a receipt: no names, no phone numbers, no description.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptView {
+    pub receipt: String,
+    pub category: String,
+    pub state: String,
+    /// The state in Chinese, as the status page shows it.
+    pub state_name: String,
+    pub reported_at: i64,
+    pub updated_at: i64,
+    /// Steps taken so far: action and time only.
+    pub steps: Vec<ReceiptStep>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptStep {
+    pub action: String,
+    pub at: i64,
+}
+
+/// The resident's view of a report, by its receipt code. No login, no personal data.
+#[utoipa::path(get, path = "/api/v1/public/receipts/{receipt}", tag = "incidents", operation_id = "getReceipt",
+    params(("receipt" = String, Path)),
+    responses((status = 200, body = ReceiptView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(()))]
+pub async fn receipt(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<ReceiptView>, ApiError> {
+    let not_found = || ApiError::not_found("receipt_not_found", "no report has that receipt code");
+    let inc = state.db.incident_by_receipt(&raw).await?.ok_or_else(not_found)?;
+    let steps = state.db.timeline(inc.id).await?.into_iter().map(|t| ReceiptStep { action: t.action, at: t.at }).collect();
+    Ok(Json(ReceiptView {
+        receipt: inc.receipt,
+        category: inc.category,
+        state: inc.loop_.state.as_str().into(),
+        state_name: inc.loop_.state.name_zh().into(),
+        reported_at: inc.created_at,
+        updated_at: inc.updated_at,
+        steps,
+    }))
+}

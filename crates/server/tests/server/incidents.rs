@@ -1,0 +1,171 @@
+//! Incidents: reporting, the loop, versions, scope, and the resident's receipt.
+
+use axum::http::{Method, StatusCode};
+use domain::{Level, Role};
+use serde_json::{Value, json};
+use store::Dialect;
+
+use crate::{Req, TestApp, TestUser, on_both_backends};
+
+on_both_backends!(the_loop_from_report_to_evaluation, scope_and_bad_input);
+
+async fn with_catalogue(d: Dialect) -> Option<TestApp> {
+    let app = TestApp::with_demo(d).await?;
+    app.db
+        .load_catalogue(
+            &store::audit::Actor::cli("test"),
+            &domain::catalogue::demo_departments(),
+            &domain::catalogue::demo_categories(),
+            &store::catalogue::demo_calendar(),
+        )
+        .await
+        .expect("catalogue");
+    Some(app)
+}
+
+/// A point inside a grid, and the grid's code.
+fn inside(app: &TestApp, k: usize) -> (f64, f64, String) {
+    let index = domain::GridIndex::build(&app.demo.areas);
+    let grid = app.demo.areas.iter().filter(|a| a.level == Level::Grid).nth(k).expect("grid");
+    let b = grid.bbox().expect("bbox");
+    let (lat, lon) = ((b.min().y + b.max().y) / 2.0, (b.min().x + b.max().x) / 2.0);
+    assert_eq!(index.locate_grid(lon, lat), Some(&grid.code), "the middle of a demo cell lies in it");
+    (lat, lon, grid.code.to_string())
+}
+
+async fn act(app: &TestApp, who: &TestUser, id: i64, body: Value) -> crate::Reply {
+    app.send(Req::new(Method::POST, &format!("/api/v1/incidents/{id}/transitions")).token(&who.token).json(body)).await
+}
+
+fn version(r: &crate::Reply) -> i64 {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()["version"].as_i64().expect("version")
+}
+
+async fn the_loop_from_report_to_evaluation(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, grid) = inside(&app, 0);
+    let worker = app.user("inc.worker", Role::GridWorker, &grid).await;
+    let report = || {
+        Req::new(Method::POST, "/api/v1/incidents").token(&worker.token).header("idempotency-key", "patrol-0001").json(json!({
+            "category": "C0101", "description": "井盖缺失，行人有坠落危险", "location": {"lat": lat, "lon": lon},
+            "reporter_phone": "13812345678"
+        }))
+    };
+    let r = app.send(report()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let inc = r.json();
+    let id = inc["id"].as_i64().expect("id");
+    assert_eq!((inc["state"].as_str(), inc["grid"].as_str(), inc["version"].as_i64()), (Some("reported"), Some(grid.as_str()), Some(1)));
+    assert_eq!(inc["source"], "grid_patrol");
+    assert_eq!(inc["reporter_phone_masked"], "138****5678");
+    let receipt = inc["receipt"].as_str().expect("receipt").to_string();
+    // A flaky network retries: the same key returns the same incident.
+    let again = app.send(report()).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["id"], id);
+
+    let operator = app.user("inc.operator", Role::Operator, "430503").await;
+    let dispatcher = app.user("inc.dispatcher", Role::Dispatcher, "430503").await;
+    let lead = app.user("inc.lead", Role::ShiftLead, "430503").await;
+    let v = version(&act(&app, &operator, id, json!({"action": "file", "version": 1})).await);
+    // Closing now is not allowed: the answer lists what is.
+    let r = act(&app, &dispatcher, id, json!({"action": "close", "version": v})).await;
+    r.assert_problem(StatusCode::CONFLICT, "transition_not_allowed");
+    let allowed: Vec<String> = r.json()["errors"]["allowed"].as_array().expect("allowed").iter().filter_map(|a| a.as_str().map(String::from)).collect();
+    assert!(allowed.contains(&"dispatch".to_string()) && !allowed.contains(&"close".to_string()), "{allowed:?}");
+    // Two dispatchers at once: one wins, the other is told the incident changed.
+    let (a, b) = tokio::join!(
+        act(&app, &dispatcher, id, json!({"action": "dispatch", "version": v, "department": "sw"})),
+        act(&app, &lead, id, json!({"action": "dispatch", "version": v, "department": "cgj"})),
+    );
+    let (win, lose) = if a.status == StatusCode::OK { (a, b) } else { (b, a) };
+    let v = version(&win);
+    lose.assert_problem(StatusCode::CONFLICT, "stale_version");
+    let dept = win.json()["department"].as_str().expect("department").to_string();
+    // The department it went to sees it; another department does not.
+    let handler = app.user("inc.handler", Role::DepartmentHandler, "430503").await;
+    app.db.update_account(&store::audit::Actor::cli("test"), handler.id, Role::DepartmentHandler, &domain::AreaCode::parse("430503").expect("code"), Some(&dept)).await.expect("dept");
+    let other_dept = if dept == "sw" { "cgj" } else { "sw" };
+    let stranger = app.user("inc.stranger", Role::DepartmentHandler, "430503").await;
+    app.db.update_account(&store::audit::Actor::cli("test"), stranger.id, Role::DepartmentHandler, &domain::AreaCode::parse("430503").expect("code"), Some(other_dept)).await.expect("dept");
+    let mine = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&handler.token)).await.json();
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
+    let theirs = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&stranger.token)).await.json();
+    assert_eq!(theirs["items"].as_array().map(Vec::len), Some(0));
+    app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&stranger.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    act(&app, &stranger, id, json!({"action": "accept", "version": v})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    let v = version(&act(&app, &handler, id, json!({"action": "accept", "version": v})).await);
+    let v = version(&act(&app, &handler, id, json!({"action": "handle", "version": v, "note": "已补装井盖"})).await);
+    // The grid worker finds it not done: rework.
+    let v = version(&act(&app, &worker, id, json!({"action": "fail_verification", "version": v, "note": "井盖未固定"})).await);
+    let v = version(&act(&app, &handler, id, json!({"action": "handle", "version": v, "note": "已固定"})).await);
+    let v = version(&act(&app, &worker, id, json!({"action": "verify", "version": v})).await);
+    let v = version(&act(&app, &dispatcher, id, json!({"action": "close", "version": v})).await);
+    act(&app, &operator, id, json!({"action": "evaluate", "version": v, "rating": 9})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_rating");
+    let r = act(&app, &operator, id, json!({"action": "evaluate", "version": v, "rating": 5})).await;
+    assert_eq!(r.json()["state"], "evaluated");
+    assert_eq!((r.json()["reworks"].as_i64(), r.json()["rating"].as_i64()), (Some(1), Some(5)));
+
+    // The timeline records who did what, from which state, and why.
+    let detail = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&worker.token)).await.json();
+    let steps: Vec<(&str, &str)> = detail["timeline"].as_array().expect("timeline").iter().map(|t| (t["action"].as_str().unwrap_or(""), t["actor_name"].as_str().unwrap_or(""))).collect();
+    assert_eq!(steps[0], ("report", "inc.worker"));
+    assert_eq!(steps.len(), 10);
+    assert!(detail["timeline"].as_array().expect("timeline").iter().any(|t| t["note"] == "井盖未固定" && t["from_state"] == "handled" && t["to_state"] == "in_progress"));
+
+    // The resident's receipt page: no login, no personal data.
+    let r = app.send(Req::new(Method::GET, &format!("/api/v1/public/receipts/{}", receipt.to_lowercase()))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = r.json();
+    assert_eq!((v["state"].as_str(), v["state_name"].as_str()), (Some("evaluated"), Some("已评价")));
+    for private in ["13812345678", "138****5678", "井盖缺失", "inc.worker", "inc.handler"] {
+        assert!(!r.body.contains(private), "the receipt page shows {private}");
+    }
+    app.send(Req::new(Method::GET, "/api/v1/public/receipts/20261125-XXXXXX")).await.assert_problem(StatusCode::NOT_FOUND, "receipt_not_found");
+}
+
+async fn scope_and_bad_input(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, grid_a) = inside(&app, 0);
+    let (_, _, grid_b) = inside(&app, 1);
+    let a = app.user("a.worker", Role::GridWorker, &grid_a).await;
+    let b = app.user("b.worker", Role::GridWorker, &grid_b).await;
+    let post = |t: &TestUser, body: Value| app.send(Req::new(Method::POST, "/api/v1/incidents").token(&t.token).json(body));
+    let r = post(&a, json!({"category": "E0201", "description": "占道经营", "location": {"lat": lat, "lon": lon}})).await;
+    let id = r.json()["id"].as_i64().expect("id");
+    // Another grid's worker neither sees nor moves it; each attempt leaves a denied row.
+    let before = app.audit_count("b.worker", "denied").await;
+    app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&b.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    act(&app, &b, id, json!({"action": "handle_on_spot", "version": 1})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(app.audit_count("b.worker", "denied").await, before + 2);
+    assert_eq!(app.send(Req::new(Method::GET, "/api/v1/incidents").token(&b.token)).await.json()["items"].as_array().map(Vec::len), Some(0));
+    // Its own worker may handle it on the spot (the category allows it).
+    assert_eq!(act(&app, &a, id, json!({"action": "handle_on_spot", "version": 1, "note": "已劝离"})).await.json()["state"], "handled");
+    // An address-only report waits at the district, for the centre to place.
+    let r = post(&a, json!({"category": "E0201", "description": "占道经营", "address": "红旗路 12 号"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.json()["grid"].is_null());
+    assert_eq!(r.json()["area"], "430503");
+    // Bad input: a clear problem, and nothing stored.
+    let count = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&app.operator.token)).await.json()["items"].as_array().map(Vec::len);
+    for (body, code) in [
+        (json!({"category": "X9999", "description": "x", "address": "y"}), "unknown_category"),
+        (json!({"category": "C01", "description": "x", "address": "y"}), "unknown_category"),
+        (json!({"category": "C0101", "description": " ", "address": "y"}), "invalid_description"),
+        (json!({"category": "C0101", "description": "x"}), "location_required"),
+        (json!({"category": "C0101", "description": "x", "location": {"lat": 95.0, "lon": 111.0}}), "invalid_latitude"),
+        (json!({"category": "C0101", "description": "x", "address": "y", "reporter_phone": "12345"}), "invalid_phone"),
+        (json!({"category": "C0101", "description": "x", "address": "y", "source": "rumour"}), "invalid_source"),
+        (json!({"category": "C0101"}), "invalid_body"),
+    ] {
+        post(&a, body).await.assert_problem(StatusCode::BAD_REQUEST, code);
+    }
+    let after = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&app.operator.token)).await.json()["items"].as_array().map(Vec::len);
+    assert_eq!(count, after);
+    act(&app, &a, id, json!({"action": "fly", "version": 2})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_action");
+    // Auditors and admins do not work incidents.
+    let auditor = app.user("inc.aud", Role::Auditor, "430503").await;
+    app.send(Req::new(Method::GET, "/api/v1/incidents").token(&auditor.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+}

@@ -1,0 +1,502 @@
+//! Incidents: the closed loop stored. Every change goes through the domain's state machine
+//! (`domain::incident::apply`); the store writes the transition and the new state in one
+//! transaction, guarded by the incident's version, so two dispatchers cannot both win.
+
+use domain::access::mask_phone;
+use domain::incident::{self, Action, Loop, State, TransitionError};
+use domain::{AreaCode, Level, Phone, Principal, Role};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::StoreError;
+use crate::audit::Actor;
+use crate::auth::random_secret;
+use crate::db::Db;
+
+/// Where a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// 网格员巡查
+    GridPatrol,
+    /// 居民 (web form, Open311)
+    Resident,
+    /// 12345 hotline, entered by an operator
+    Hotline,
+    /// 视频巡查, entered by a camera operator
+    Camera,
+    /// 领导交办
+    Leader,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::GridPatrol => "grid_patrol",
+            Source::Resident => "resident",
+            Source::Hotline => "hotline",
+            Source::Camera => "camera",
+            Source::Leader => "leader",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        [Source::GridPatrol, Source::Resident, Source::Hotline, Source::Camera, Source::Leader].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A new report.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub category: String,
+    pub description: String,
+    /// (lat, lon), WGS-84.
+    pub point: Option<(f64, f64)>,
+    pub address: Option<String>,
+    pub source: Source,
+    /// The basic grid the point falls in (from the grid index).
+    pub grid: Option<AreaCode>,
+    pub reporter_phone: Option<Phone>,
+}
+
+/// An incident as staff see it (the reporter's phone masked).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub id: i64,
+    pub receipt: String,
+    pub category: String,
+    pub description: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub address: Option<String>,
+    pub grid: Option<AreaCode>,
+    pub area: AreaCode,
+    pub source: String,
+    pub department: Option<String>,
+    pub assignee_area: Option<AreaCode>,
+    pub loop_: Loop,
+    pub rating: Option<i64>,
+    pub reporter_phone_masked: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub step_started_at: i64,
+}
+
+/// One step of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor_kind: String,
+    pub actor_name: String,
+    pub note: String,
+    pub at: i64,
+}
+
+/// What a transition carries besides its action.
+#[derive(Debug, Clone, Default)]
+pub struct TransitionInput {
+    /// Dispatch to a department …
+    pub department: Option<String>,
+    /// … or to a grid.
+    pub grid: Option<AreaCode>,
+    /// The reason, result or note.
+    pub note: String,
+    /// Evaluation, 1–5.
+    pub rating: Option<u8>,
+}
+
+/// Why a transition did not happen.
+#[derive(Debug)]
+pub enum TransitionFailure {
+    /// The state machine refused it (it names the allowed actions).
+    Refused(TransitionError),
+    /// The incident changed since the caller read it.
+    Stale { current: i64 },
+    Store(StoreError),
+}
+
+impl From<StoreError> for TransitionFailure {
+    fn from(e: StoreError) -> Self {
+        TransitionFailure::Store(e)
+    }
+}
+
+impl From<sqlx::Error> for TransitionFailure {
+    fn from(e: sqlx::Error) -> Self {
+        TransitionFailure::Store(e.into())
+    }
+}
+
+const COLUMNS: &str = "id, receipt, category, description, lat, lon, address, grid, area_code, level, source, state, department, \
+    assignee_area, supervised, reopened, extension_pending, on_spot_allowed, returns, reworks, rating, reporter_phone, version, \
+    created_at, updated_at, step_started_at";
+
+fn code(v: Option<String>, col: &str) -> Result<Option<AreaCode>, StoreError> {
+    v.map(|c| AreaCode::parse(&c).map_err(|e| StoreError::Corrupt(format!("incidents.{col}: {e}")))).transpose()
+}
+
+fn incident(r: &AnyRow) -> Result<Incident, StoreError> {
+    let corrupt = |col: &str, e: String| StoreError::Corrupt(format!("incidents.{col}: {e}"));
+    let state: String = r.try_get("state")?;
+    let level: String = r.try_get("level")?;
+    let flag = |c: &str| -> Result<bool, StoreError> { Ok(r.try_get::<i64, _>(c)? != 0) };
+    let phone: Option<String> = r.try_get("reporter_phone")?;
+    Ok(Incident {
+        id: r.try_get("id")?,
+        receipt: r.try_get("receipt")?,
+        category: r.try_get("category")?,
+        description: r.try_get("description")?,
+        lat: r.try_get("lat")?,
+        lon: r.try_get("lon")?,
+        address: r.try_get("address")?,
+        grid: code(r.try_get("grid")?, "grid")?,
+        area: code(Some(r.try_get("area_code")?), "area_code")?.ok_or_else(|| corrupt("area_code", "missing".into()))?,
+        source: r.try_get("source")?,
+        department: r.try_get("department")?,
+        assignee_area: code(r.try_get("assignee_area")?, "assignee_area")?,
+        loop_: Loop {
+            state: state.parse().map_err(|e| corrupt("state", e))?,
+            level: level.parse().map_err(|e: domain::DomainError| corrupt("level", e.to_string()))?,
+            extension_pending: flag("extension_pending")?,
+            supervised: flag("supervised")?,
+            reopened: flag("reopened")?,
+            on_spot_allowed: flag("on_spot_allowed")?,
+            returns: r.try_get::<i64, _>("returns")? as u32,
+            reworks: r.try_get::<i64, _>("reworks")? as u32,
+        },
+        rating: r.try_get("rating")?,
+        reporter_phone_masked: phone.as_deref().map(mask_phone),
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        step_started_at: r.try_get("step_started_at")?,
+    })
+}
+
+/// A receipt code a resident can read out on the phone: the date and six characters with
+/// no look-alikes (no 0/O, 1/I/L).
+fn new_receipt(now: i64) -> Result<String, StoreError> {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    let secret = random_secret()?;
+    let tail: String = secret
+        .as_bytes()
+        .chunks(2)
+        .take(6)
+        .map(|p| {
+            let v = u8::from_str_radix(std::str::from_utf8(p).unwrap_or("00"), 16).unwrap_or(0);
+            ALPHABET[usize::from(v) % ALPHABET.len()] as char
+        })
+        .collect();
+    let day = domain::calendar::Day::of_instant(now).to_string().replace('-', "");
+    Ok(format!("{day}-{tail}"))
+}
+
+/// A filter for lists of incidents.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub state: Option<State>,
+    pub category: Option<String>,
+    /// Only ids below this one (the next page of a newest-first list).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+impl Db {
+    /// Store a new report. With an idempotency key, a retry returns the first incident
+    /// (and `false`).
+    pub async fn create_incident(
+        &self,
+        actor: &Actor,
+        reporter_account: Option<i64>,
+        new: NewIncident,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Incident, bool), StoreError> {
+        if new.description.trim().is_empty() {
+            return Err(StoreError::Invalid { code: "invalid_description", message: "the description is empty".into() });
+        }
+        if new.point.is_none() && new.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
+            return Err(StoreError::Invalid { code: "location_required", message: "a report needs a location or an address".into() });
+        }
+        let mut tx = self.write_tx().await?;
+        if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
+            let found = sqlx::query("SELECT incident_id FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                .bind(acc)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = found {
+                let id: i64 = row.try_get(0)?;
+                drop(tx);
+                let inc = self.incident(id).await?.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?;
+                return Ok((inc, false));
+            }
+        }
+        let cat = sqlx::query("SELECT on_spot, parent FROM categories WHERE code = $1").bind(&new.category).fetch_optional(&mut *tx).await?;
+        let Some(cat) = cat.filter(|c| c.try_get::<Option<String>, _>("parent").ok().flatten().is_some()) else {
+            return Err(StoreError::Invalid {
+                code: "unknown_category",
+                message: format!("{:?} is not a second-level category (see GET /api/v1/categories)", new.category),
+            });
+        };
+        let on_spot: i64 = cat.try_get("on_spot")?;
+        // Unplaced reports belong to the district until an operator places them.
+        let area = match &new.grid {
+            Some(g) => g.to_string(),
+            None => {
+                let d = sqlx::query("SELECT code FROM areas WHERE level = 'district' ORDER BY code LIMIT 1").fetch_optional(&mut *tx).await?;
+                d.map(|r| r.try_get::<String, _>(0)).transpose()?.ok_or_else(|| StoreError::Invalid {
+                    code: "no_district",
+                    message: "the store holds no district yet".into(),
+                })?
+            }
+        };
+        let level = if new.grid.is_some() { Level::Grid } else { Level::District };
+        let now = self.now_ms();
+        let receipt = new_receipt(now)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO incidents (receipt, category, description, lat, lon, address, grid, area_code, level, source, state, on_spot_allowed, \
+             reporter_account, reporter_phone, version, created_at, updated_at, step_started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11, $12, $13, 1, $14, $14, $14) RETURNING {COLUMNS}"
+        )))
+        .bind(&receipt)
+        .bind(&new.category)
+        .bind(new.description.trim())
+        .bind(new.point.map(|p| p.0))
+        .bind(new.point.map(|p| p.1))
+        .bind(new.address.as_deref().map(str::trim).filter(|a| !a.is_empty()))
+        .bind(new.grid.as_ref().map(|g| g.to_string()))
+        .bind(&area)
+        .bind(level.as_str())
+        .bind(new.source.as_str())
+        .bind(on_spot)
+        .bind(reporter_account)
+        .bind(new.reporter_phone.as_ref().map(|p| p.as_str().to_string()))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let inc = incident(&row)?;
+        insert_transition(&mut tx, inc.id, "report", None, State::Reported, actor, new.source.as_str(), now).await?;
+        if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
+            sqlx::query("INSERT INTO idempotency_keys (account_id, key, incident_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(acc)
+                .bind(key)
+                .bind(inc.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((inc, true))
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(incident).transpose()
+    }
+
+    /// The resident's view goes through the receipt, never the id.
+    pub async fn incident_by_receipt(&self, receipt: &str) -> Result<Option<Incident>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE receipt = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(receipt.trim().to_uppercase()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(incident).transpose()
+    }
+
+    pub async fn timeline(&self, id: i64) -> Result<Vec<Transition>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT action, from_state, to_state, actor_kind, actor_name, note, at FROM incident_transitions WHERE incident_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Transition {
+                    action: r.try_get("action")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    actor_kind: r.try_get("actor_kind")?,
+                    actor_name: r.try_get("actor_name")?,
+                    note: r.try_get("note")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Incidents visible under a scope: an area prefix, or a department's dispatches.
+    pub(crate) async fn incidents_where(&self, scope: &IncidentScope, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        match scope {
+            IncidentScope::Area(a) => {
+                texts.push(format!("{a}%"));
+                clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+            }
+            IncidentScope::Department(d) => {
+                texts.push(d.clone());
+                clauses.push(format!("department = ${}", texts.len()));
+            }
+        }
+        if let Some(s) = f.state {
+            texts.push(s.as_str().into());
+            clauses.push(format!("state = ${}", texts.len()));
+        }
+        if let Some(c) = &f.category {
+            texts.push(c.clone());
+            clauses.push(format!("category = ${}", texts.len()));
+        }
+        if let Some(b) = f.before_id {
+            clauses.push(format!("id < {b}"));
+        }
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE {} ORDER BY id DESC LIMIT {}", clauses.join(" AND "), f.limit.clamp(1, 500));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in texts {
+            q = q.bind(t);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(incident).collect()
+    }
+
+    /// Apply a transition if the incident is still at `version`.
+    pub(crate) async fn transition(
+        &self,
+        actor: &Actor,
+        who: incident::Actor,
+        id: i64,
+        version: i64,
+        action: Action,
+        input: &TransitionInput,
+    ) -> Result<Incident, TransitionFailure> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await?;
+        let cur = incident(&row.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?)?;
+        if cur.version != version {
+            return Err(TransitionFailure::Stale { current: cur.version });
+        }
+        let next = incident::apply(&cur.loop_, who, action, input.rating).map_err(TransitionFailure::Refused)?;
+        let now = self.now_ms();
+        let (mut department, mut assignee) = (cur.department.clone(), cur.assignee_area.as_ref().map(|a| a.to_string()));
+        let mut area = cur.area.to_string();
+        match action {
+            Action::Dispatch => match (&input.department, &input.grid) {
+                (Some(d), None) => {
+                    let known = sqlx::query("SELECT 1 FROM departments WHERE code = $1").bind(d).fetch_optional(&mut *tx).await?;
+                    if known.is_none() {
+                        return Err(StoreError::Invalid { code: "unknown_department", message: format!("no department {d}") }.into());
+                    }
+                    (department, assignee) = (Some(d.clone()), None);
+                }
+                (None, Some(g)) => {
+                    let known = sqlx::query("SELECT 1 FROM areas WHERE code = $1 AND level IN ('grid', 'dedicated')").bind(g.as_str()).fetch_optional(&mut *tx).await?;
+                    if known.is_none() {
+                        return Err(StoreError::Invalid { code: "unknown_grid", message: format!("no grid {g}") }.into());
+                    }
+                    (department, assignee) = (None, Some(g.to_string()));
+                }
+                _ => {
+                    return Err(StoreError::Invalid {
+                        code: "dispatch_target",
+                        message: "dispatch to exactly one of a department or a grid".into(),
+                    }
+                    .into());
+                }
+            },
+            Action::Return => (department, assignee) = (None, None),
+            Action::Escalate => {
+                let len = next.level.code_len().min(area.len());
+                area.truncate(len);
+            }
+            _ => {}
+        }
+        let step_started = if next.state != cur.loop_.state { now } else { cur.step_started_at };
+        let rating = if action == Action::Evaluate { input.rating.map(i64::from) } else { cur.rating };
+        let n = sqlx::query(
+            "UPDATE incidents SET state = $1, level = $2, area_code = $3, department = $4, assignee_area = $5, supervised = $6, reopened = $7, \
+             extension_pending = $8, returns = $9, reworks = $10, rating = $11, version = version + 1, updated_at = $12, step_started_at = $13 \
+             WHERE id = $14 AND version = $15",
+        )
+        .bind(next.state.as_str())
+        .bind(next.level.as_str())
+        .bind(&area)
+        .bind(department)
+        .bind(assignee)
+        .bind(i64::from(next.supervised))
+        .bind(i64::from(next.reopened))
+        .bind(i64::from(next.extension_pending))
+        .bind(i64::from(next.returns))
+        .bind(i64::from(next.reworks))
+        .bind(rating)
+        .bind(now)
+        .bind(step_started)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(TransitionFailure::Stale { current: version + 1 });
+        }
+        insert_transition(&mut tx, id, action.as_str(), Some(cur.loop_.state), next.state, actor, &input.note, now).await?;
+        tx.commit().await?;
+        Ok(self.incident(id).await?.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_transition(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+    action: &str,
+    from: Option<State>,
+    to: State,
+    actor: &Actor,
+    note: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO incident_transitions (incident_id, action, from_state, to_state, actor_kind, actor_id, actor_name, note, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(action)
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.as_str())
+    .bind(&actor.kind)
+    .bind(actor.id)
+    .bind(&actor.name)
+    .bind(note)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Which incidents a caller sees.
+#[derive(Debug, Clone)]
+pub enum IncidentScope {
+    /// Those owned by an area in this subtree.
+    Area(AreaCode),
+    /// Those dispatched to this department, wherever they are.
+    Department(String),
+}
+
+impl IncidentScope {
+    pub fn of(p: &Principal) -> IncidentScope {
+        match (&p.role, &p.department) {
+            (Role::DepartmentHandler, Some(d)) => IncidentScope::Department(d.clone()),
+            _ => IncidentScope::Area(p.area.clone()),
+        }
+    }
+
+    pub fn contains(&self, i: &Incident) -> bool {
+        match self {
+            IncidentScope::Area(a) => i.area.starts_with(a) || i.assignee_area.as_ref().is_some_and(|g| g.starts_with(a)),
+            IncidentScope::Department(d) => i.department.as_deref() == Some(d.as_str()),
+        }
+    }
+}
