@@ -134,9 +134,11 @@ impl<'a> Scoped<'a> {
         (!matches!(self.who.role, Role::Auditor | Role::Admin)).then_some(IncidentDesk { s: self, scope: IncidentScope::of(self.who) })
     }
 
-    /// The work calendar's editor, for shift leads and admins.
+    /// The work calendar's editor, for district-level shift leads and admins (the calendar
+    /// is the whole district's).
     pub fn calendar_editor(&self) -> Option<CalendarEditor<'_>> {
-        self.who.role.edits_calendar().then_some(CalendarEditor { s: self })
+        (self.who.role.edits_calendar() && self.who.area.as_str().len() == domain::Level::District.code_len())
+            .then_some(CalendarEditor { s: self })
     }
 
     /// The audit trail, for auditors.

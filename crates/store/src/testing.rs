@@ -149,3 +149,11 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// Put an incident in a grid (what an operator's placing of an address-only report does).
+    pub async fn place_incident_for_tests(&self, id: i64, grid: &str) -> Result<(), crate::StoreError> {
+        sqlx::query("UPDATE incidents SET grid = $1, area_code = $1, level = 'grid' WHERE id = $2").bind(grid).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -51,6 +51,23 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
     ];
     let member_b = member_in(&app, &p.grid_b).await;
     let member_far = member_in(&app, &p.other_street_grid).await;
+    // Incidents in grid B and in the other street.
+    app.db
+        .load_catalogue(&store::audit::Actor::cli("test"), &domain::catalogue::demo_departments(), &domain::catalogue::demo_categories(), &[])
+        .await
+        .expect("catalogue");
+    let mut incidents = Vec::new();
+    for grid in [&p.grid_b, &p.other_street_grid] {
+        let r = app
+            .send(Req::new(Method::POST, "/api/v1/incidents").token(&app.operator.token).json(json!({
+                "category": "E0101", "description": "暴露垃圾", "address": "某路", "source": "hotline"
+            })))
+            .await;
+        let id = r.json()["id"].as_i64().expect("id");
+        // Place it in its grid (the district's centre would do so after a call).
+        app.db.place_incident_for_tests(id, grid).await.expect("place");
+        incidents.push(id);
+    }
     for (k, role) in Role::ALL.into_iter().enumerate() {
         let me = app.user(&format!("a.{k}"), role, &p.grid_a).await;
         let mut attempts: Vec<Req> = Vec::new();
@@ -67,8 +84,14 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
             attempts.push(Req::new(Method::POST, &format!("/api/v1/accounts/{id}/disable")));
             attempts.push(Req::new(Method::POST, &format!("/api/v1/accounts/{id}/password")).json(json!({"password": "another-pass-2026"})));
         }
+        for id in &incidents {
+            attempts.push(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")));
+            attempts.push(Req::new(Method::POST, &format!("/api/v1/incidents/{id}/transitions")).json(json!({"action": "void", "version": 1})));
+        }
+        attempts.push(Req::new(Method::PUT, "/api/v1/calendar/2026-12-31").json(json!({"kind": "holiday", "name": "冒名"})));
         // Ids that exist nowhere answer exactly the same.
         attempts.push(Req::new(Method::GET, "/api/v1/accounts/999999"));
+        attempts.push(Req::new(Method::GET, "/api/v1/incidents/999999"));
         if role != Role::Auditor {
             attempts.push(Req::new(Method::GET, "/api/v1/audit"));
         }
