@@ -80,11 +80,76 @@ pub struct IncidentDto {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The step whose time limit runs now: file, dispatch, handle, verify (null when none runs).
+    pub step: Option<String>,
+    /// When the running step's limit is reached, on the work calendar (ms, UTC).
+    pub deadline: Option<i64>,
+    /// green (under 80 % of the limit used), yellow (80–100 %), red (past it).
+    pub warning: Option<String>,
 }
 
-impl From<&Incident> for IncidentDto {
-    fn from(i: &Incident) -> Self {
+/// The work calendar and the categories' limits, read once per request.
+pub struct Clocks {
+    calendar: domain::calendar::WorkCalendar,
+    limits: std::collections::HashMap<String, domain::catalogue::StepLimits>,
+    now: i64,
+}
+
+impl Clocks {
+    pub async fn load(state: &AppState) -> Result<Clocks, ApiError> {
+        let limits = state.db.categories().await?.into_iter().filter_map(|c| c.limits.map(|l| (c.code, l))).collect();
+        Ok(Clocks { calendar: state.db.work_calendar().await?, limits, now: state.db.now_ms() })
+    }
+
+    /// The running step, its deadline and its warning colour.
+    pub fn of(&self, i: &Incident) -> (Option<domain::incident::Step>, Option<i64>, Option<domain::calendar::Warning>) {
+        use domain::incident::Step;
+        let Some(step) = i.loop_.state.step() else { return (None, None, None) };
+        let Some(l) = self.limits.get(&i.category) else { return (Some(step), None, None) };
+        let limit = match step {
+            Step::File => l.file,
+            Step::Dispatch => l.dispatch,
+            Step::Handle => l.handle,
+            Step::Verify => l.verify,
+        };
+        let deadline = self.calendar.deadline(i.step_started_at, limit);
+        (Some(step), Some(deadline), Some(self.calendar.warning(i.step_started_at, limit, self.now)))
+    }
+}
+
+fn step_name(s: domain::incident::Step) -> &'static str {
+    match s {
+        domain::incident::Step::File => "file",
+        domain::incident::Step::Dispatch => "dispatch",
+        domain::incident::Step::Handle => "handle",
+        domain::incident::Step::Verify => "verify",
+    }
+}
+
+fn warning_name(w: domain::calendar::Warning) -> &'static str {
+    match w {
+        domain::calendar::Warning::Green => "green",
+        domain::calendar::Warning::Yellow => "yellow",
+        domain::calendar::Warning::Red => "red",
+    }
+}
+
+impl IncidentDto {
+    pub fn new(i: &Incident, clocks: &Clocks) -> Self {
+        let (step, deadline, warning) = clocks.of(i);
         IncidentDto {
+            step: step.map(|s| step_name(s).to_string()),
+            deadline,
+            warning: warning.map(|w| warning_name(w).to_string()),
+            ..IncidentDto::bare(i)
+        }
+    }
+
+    fn bare(i: &Incident) -> Self {
+        IncidentDto {
+            step: None,
+            deadline: None,
+            warning: None,
             id: i.id,
             receipt: i.receipt.clone(),
             category: i.category.clone(),
@@ -194,7 +259,7 @@ pub async fn report(State(state): State<AppState>, ApiCaller(c): ApiCaller, head
     };
     let (inc, created) = desk.report(new, key).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(IncidentDto::from(&inc))).into_response())
+    Ok((status, Json(IncidentDto::new(&inc, &Clocks::load(&state).await?))).into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -233,7 +298,8 @@ pub async fn list(State(state): State<AppState>, ApiCaller(c): ApiCaller, q: Par
     };
     let items = desk.list(&f).await?;
     let next_before = (items.len() as i64 == f.limit).then(|| items.last().map(|i| i.id)).flatten();
-    Ok(Json(IncidentPage { items: items.iter().map(IncidentDto::from).collect(), next_before }))
+    let clocks = Clocks::load(&state).await?;
+    Ok(Json(IncidentPage { items: items.iter().map(|i| IncidentDto::new(i, &clocks)).collect(), next_before }))
 }
 
 fn incident_id(raw: &str) -> Result<i64, ApiError> {
@@ -252,7 +318,7 @@ pub async fn read(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(r
     };
     let (inc, timeline) = desk.get(incident_id(&raw)?).await?;
     let allowed_actions = desk.allowed(&inc).into_iter().map(|a| a.as_str().to_string()).collect();
-    Ok(Json(IncidentDetail { incident: IncidentDto::from(&inc), timeline: timeline.into_iter().map(Into::into).collect(), allowed_actions }))
+    Ok(Json(IncidentDetail { incident: IncidentDto::new(&inc, &Clocks::load(&state).await?), timeline: timeline.into_iter().map(Into::into).collect(), allowed_actions }))
 }
 
 /// A step of the loop.
@@ -305,7 +371,7 @@ pub async fn transition(
         rating: req.rating,
     };
     match desk.transition(id, req.version, action, &input).await {
-        Ok(inc) => Ok(Json(IncidentDto::from(&inc))),
+        Ok(inc) => Ok(Json(IncidentDto::new(&inc, &Clocks::load(&state).await?))),
         Err(TransitionFailure::Store(e)) => Err(e.into()),
         Err(TransitionFailure::Stale { current }) => Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -7,7 +7,7 @@ use store::Dialect;
 
 use crate::{Req, TestApp, TestUser, on_both_backends};
 
-on_both_backends!(the_loop_from_report_to_evaluation, scope_and_bad_input);
+on_both_backends!(the_loop_from_report_to_evaluation, scope_and_bad_input, time_limits_run_on_the_work_calendar);
 
 async fn with_catalogue(d: Dialect) -> Option<TestApp> {
     let app = TestApp::with_demo(d).await?;
@@ -168,4 +168,36 @@ async fn scope_and_bad_input(d: Dialect) {
     // Auditors and admins do not work incidents.
     let auditor = app.user("inc.aud", Role::Auditor, "430503").await;
     app.send(Req::new(Method::GET, "/api/v1/incidents").token(&auditor.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn time_limits_run_on_the_work_calendar(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, grid) = inside(&app, 2);
+    let worker = app.user("tl.worker", Role::GridWorker, &grid).await;
+    // The test clock stands at Wednesday 2026-11-25 17:24:58 in Shanghai. Filing (1 working
+    // hour) has 5 minutes left today and the rest on Thursday morning.
+    let r = app
+        .send(Req::new(Method::POST, "/api/v1/incidents").token(&worker.token).json(json!({
+            "category": "C0101", "description": "井盖破损", "location": {"lat": lat, "lon": lon}
+        })))
+        .await;
+    let inc = r.json();
+    let id = inc["id"].as_i64().expect("id");
+    let thursday_0925 = domain::calendar::Day::parse("2026-11-26").expect("day").at_minute(9 * 60 + 24) + 58_000;
+    assert_eq!((inc["step"].as_str(), inc["deadline"].as_i64(), inc["warning"].as_str()), (Some("file"), Some(thursday_0925), Some("green")));
+    let get = || app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&worker.token));
+    // Overnight nothing runs: at Thursday 08:30 it is still green.
+    app.clock.advance(15 * 3_600_000 + 5 * 60_000 + 2_000);
+    assert_eq!(get().await.json()["warning"], "green");
+    // At the deadline the whole hour is used (yellow); a minute later it is overdue (red).
+    app.clock.advance(54 * 60_000 + 58_000);
+    assert_eq!(get().await.json()["warning"], "yellow");
+    app.clock.advance(60_000);
+    assert_eq!(get().await.json()["warning"], "red");
+    let list = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&worker.token)).await.json();
+    assert_eq!(list["items"][0]["warning"], "red");
+    // Filing starts the dispatch step's own clock.
+    let operator = app.user("tl.operator", Role::Operator, "430503").await;
+    let r = act(&app, &operator, id, json!({"action": "file", "version": 1})).await;
+    assert_eq!((r.json()["step"].as_str(), r.json()["warning"].as_str()), (Some("dispatch"), Some("green")));
 }
