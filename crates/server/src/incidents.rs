@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/incidents", post(report).get(list))
         .route("/api/v1/incidents/{id}", get(read))
         .route("/api/v1/incidents/{id}/transitions", post(transition))
+        .route("/api/v1/incidents/{id}/duplicates", get(duplicates))
         .route("/api/v1/public/receipts/{receipt}", get(receipt))
 }
 
@@ -209,6 +210,10 @@ pub struct IncidentDetail {
     pub incident: IncidentDto,
     pub timeline: Vec<TransitionDto>,
     pub allowed_actions: Vec<String>,
+    /// The incident this one was merged into, as a duplicate.
+    pub merged_into: Option<i64>,
+    /// The incidents merged into this one.
+    pub duplicates: Vec<i64>,
 }
 
 fn default_source(role: domain::Role) -> Source {
@@ -318,7 +323,14 @@ pub async fn read(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(r
     };
     let (inc, timeline) = desk.get(incident_id(&raw)?).await?;
     let allowed_actions = desk.allowed(&inc).into_iter().map(|a| a.as_str().to_string()).collect();
-    Ok(Json(IncidentDetail { incident: IncidentDto::new(&inc, &Clocks::load(&state).await?), timeline: timeline.into_iter().map(Into::into).collect(), allowed_actions }))
+    let duplicates = state.db.duplicates_of(inc.id).await?;
+    Ok(Json(IncidentDetail {
+        incident: IncidentDto::new(&inc, &Clocks::load(&state).await?),
+        timeline: timeline.into_iter().map(Into::into).collect(),
+        allowed_actions,
+        merged_into: inc.merged_into,
+        duplicates,
+    }))
 }
 
 /// A step of the loop.
@@ -339,6 +351,8 @@ pub struct TransitionRequest {
     pub note: String,
     /// evaluate: satisfaction 1–5.
     pub rating: Option<u8>,
+    /// merge: the id of the incident that survives.
+    pub into: Option<i64>,
 }
 
 /// Move an incident through the loop. An action the state does not allow answers 409 and
@@ -369,6 +383,7 @@ pub async fn transition(
         grid: req.grid.as_deref().filter(|g| !g.is_empty()).map(AreaCode::parse).transpose()?,
         note: req.note,
         rating: req.rating,
+        into: req.into,
     };
     match desk.transition(id, req.version, action, &input).await {
         Ok(inc) => Ok(Json(IncidentDto::new(&inc, &Clocks::load(&state).await?))),
@@ -390,6 +405,22 @@ pub async fn transition(
             Err(err)
         }
     }
+}
+
+/// Open incidents of the same category within 50 m and 72 h: the duplicates to consider
+/// when filing.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/duplicates", tag = "incidents", operation_id = "suggestDuplicates",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = [IncidentDto]), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn duplicates(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(raw): Path<String>) -> Result<Json<Vec<IncidentDto>>, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.read", "incident", &raw).await.into());
+    };
+    let (inc, _) = desk.get(incident_id(&raw)?).await?;
+    let clocks = Clocks::load(&state).await?;
+    Ok(Json(desk.duplicate_candidates(&inc).await?.iter().map(|i| IncidentDto::new(i, &clocks)).collect()))
 }
 
 /// What a resident sees with a receipt: no names, no phone numbers, no description.

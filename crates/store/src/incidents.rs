@@ -77,6 +77,8 @@ pub struct Incident {
     pub assignee_area: Option<AreaCode>,
     pub loop_: Loop,
     pub rating: Option<i64>,
+    /// The incident this duplicate was merged into.
+    pub merged_into: Option<i64>,
     pub reporter_phone_masked: Option<String>,
     pub version: i64,
     pub created_at: i64,
@@ -107,6 +109,8 @@ pub struct TransitionInput {
     pub note: String,
     /// Evaluation, 1–5.
     pub rating: Option<u8>,
+    /// merge: the incident that survives.
+    pub into: Option<i64>,
 }
 
 /// Why a transition did not happen.
@@ -132,7 +136,7 @@ impl From<sqlx::Error> for TransitionFailure {
 }
 
 const COLUMNS: &str = "id, receipt, category, description, lat, lon, address, grid, area_code, level, source, state, department, \
-    assignee_area, supervised, reopened, extension_pending, on_spot_allowed, returns, reworks, rating, reporter_phone, version, \
+    assignee_area, supervised, reopened, extension_pending, on_spot_allowed, returns, reworks, rating, merged_into, reporter_phone, version, \
     created_at, updated_at, step_started_at";
 
 fn code(v: Option<String>, col: &str) -> Result<Option<AreaCode>, StoreError> {
@@ -169,6 +173,7 @@ fn incident(r: &AnyRow) -> Result<Incident, StoreError> {
             reworks: r.try_get::<i64, _>("reworks")? as u32,
         },
         rating: r.try_get("rating")?,
+        merged_into: r.try_get("merged_into")?,
         reporter_phone_masked: phone.as_deref().map(mask_phone),
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
@@ -299,11 +304,62 @@ impl Db {
         row.as_ref().map(incident).transpose()
     }
 
-    /// The resident's view goes through the receipt, never the id.
+    /// The resident's view goes through the receipt, never the id. A receipt of a merged
+    /// duplicate leads to the incident it was merged into (its reporter follows that one).
     pub async fn incident_by_receipt(&self, receipt: &str) -> Result<Option<Incident>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE receipt = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(receipt.trim().to_uppercase()).fetch_optional(&self.pool).await?;
-        row.as_ref().map(incident).transpose()
+        let mut found = row.as_ref().map(incident).transpose()?;
+        // Follow merges (a short chain; bounded in case of a cycle in bad data).
+        for _ in 0..8 {
+            match found.as_ref().and_then(|i| i.merged_into) {
+                Some(next) => found = self.incident(next).await?,
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// Ids of the incidents merged into this one.
+    pub async fn duplicates_of(&self, id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM incidents WHERE merged_into = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
+    }
+
+    /// Open incidents of the same category within `metres` and `hours` of this one: the
+    /// duplicates to suggest when filing.
+    pub(crate) async fn nearby_open(&self, i: &Incident, metres: f64, hours: i64) -> Result<Vec<Incident>, StoreError> {
+        let (Some(lat), Some(lon)) = (i.lat, i.lon) else { return Ok(Vec::new()) };
+        // A box a little larger than the circle, then the exact distance.
+        let dlat = metres / 111_000.0 * 1.1;
+        let dlon = metres / (111_000.0 * lat.to_radians().cos().max(0.01)) * 1.1;
+        let span = hours * 3_600_000;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE category = $1 AND id <> $2 AND created_at BETWEEN $3 AND $4 \
+             AND lat BETWEEN $5 AND $6 AND lon BETWEEN $7 AND $8 \
+             AND state IN ('reported', 'filed', 'dispatched', 'in_progress', 'handled', 'verified') ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&i.category)
+            .bind(i.id)
+            .bind(i.created_at - span)
+            .bind(i.created_at + span)
+            .bind(lat - dlat)
+            .bind(lat + dlat)
+            .bind(lon - dlon)
+            .bind(lon + dlon)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let other = incident(r)?;
+            if let (Some(a), Some(b)) = (other.lat, other.lon) {
+                if metres_between(lat, lon, a, b) <= metres {
+                    out.push(other);
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub async fn timeline(&self, id: i64) -> Result<Vec<Transition>, StoreError> {
@@ -382,6 +438,8 @@ impl Db {
         let now = self.now_ms();
         let (mut department, mut assignee) = (cur.department.clone(), cur.assignee_area.as_ref().map(|a| a.to_string()));
         let mut area = cur.area.to_string();
+        let mut merged_into = cur.merged_into;
+        let mut survivor_state = State::Reported;
         match action {
             Action::Dispatch => match (&input.department, &input.grid) {
                 (Some(d), None) => {
@@ -407,6 +465,25 @@ impl Db {
                 }
             },
             Action::Return => (department, assignee) = (None, None),
+            Action::Merge => {
+                let Some(into) = input.into.filter(|t| *t != id) else {
+                    return Err(StoreError::Invalid { code: "merge_target", message: "merge needs the id of another incident to merge into".into() }.into());
+                };
+                let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
+                let target = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(into).fetch_optional(&mut *tx).await?;
+                let target = target.as_ref().map(incident).transpose()?;
+                match target {
+                    Some(t) if t.loop_.state.is_open() && t.merged_into.is_none() => survivor_state = t.loop_.state,
+                    _ => {
+                        return Err(StoreError::Invalid {
+                            code: "merge_target",
+                            message: format!("incident {into} is not an open incident to merge into"),
+                        }
+                        .into());
+                    }
+                }
+                merged_into = Some(into);
+            }
             Action::Escalate => {
                 let len = next.level.code_len().min(area.len());
                 area.truncate(len);
@@ -417,8 +494,8 @@ impl Db {
         let rating = if action == Action::Evaluate { input.rating.map(i64::from) } else { cur.rating };
         let n = sqlx::query(
             "UPDATE incidents SET state = $1, level = $2, area_code = $3, department = $4, assignee_area = $5, supervised = $6, reopened = $7, \
-             extension_pending = $8, returns = $9, reworks = $10, rating = $11, version = version + 1, updated_at = $12, step_started_at = $13 \
-             WHERE id = $14 AND version = $15",
+             extension_pending = $8, returns = $9, reworks = $10, rating = $11, version = version + 1, updated_at = $12, step_started_at = $13, \
+             merged_into = $16 WHERE id = $14 AND version = $15",
         )
         .bind(next.state.as_str())
         .bind(next.level.as_str())
@@ -435,6 +512,7 @@ impl Db {
         .bind(step_started)
         .bind(id)
         .bind(version)
+        .bind(merged_into)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -442,9 +520,23 @@ impl Db {
             return Err(TransitionFailure::Stale { current: version + 1 });
         }
         insert_transition(&mut tx, id, action.as_str(), Some(cur.loop_.state), next.state, actor, &input.note, now).await?;
+        if let (Action::Merge, Some(into)) = (action, merged_into) {
+            // The survivor's timeline shows the merge too: the link runs both ways.
+            let note = format!("合并重复事件 #{id}");
+            insert_transition(&mut tx, into, "merge_in", Some(survivor_state), survivor_state, actor, &note, now).await?;
+            sqlx::query("UPDATE incidents SET updated_at = $1 WHERE id = $2").bind(now).bind(into).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(self.incident(id).await?.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?)
     }
+}
+
+/// Great-circle distance in metres.
+pub fn metres_between(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let (dp, dl) = ((lat2 - lat1).to_radians(), (lon2 - lon1).to_radians());
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * a.sqrt().asin()
 }
 
 #[allow(clippy::too_many_arguments)]

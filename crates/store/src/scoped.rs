@@ -316,6 +316,12 @@ impl IncidentDesk<'_> {
         }
     }
 
+    /// Open incidents of the same category within 50 m and 72 h (duplicate suggestions), in scope.
+    pub async fn duplicate_candidates(&self, i: &Incident) -> Result<Vec<Incident>, StoreError> {
+        let near = self.s.db.nearby_open(i, 50.0, 72).await?;
+        Ok(near.into_iter().filter(|n| self.scope.contains(n)).collect())
+    }
+
     /// The actions the caller may take on an incident now.
     pub fn allowed(&self, i: &Incident) -> Vec<domain::incident::Action> {
         domain::incident::allowed(&i.loop_, domain::incident::Actor::Staff(self.s.who.role))
@@ -328,9 +334,17 @@ impl IncidentDesk<'_> {
         action: domain::incident::Action,
         input: &TransitionInput,
     ) -> Result<Incident, TransitionFailure> {
+        let deny = |what: String| async move { TransitionFailure::Store(self.s.deny(&format!("incident.{}", action.as_str()), "incident", &what).await) };
         match self.s.db.incident(id).await? {
             Some(i) if self.scope.contains(&i) => {}
-            _ => return Err(TransitionFailure::Store(self.s.deny(&format!("incident.{}", action.as_str()), "incident", &id.to_string()).await)),
+            _ => return Err(deny(id.to_string()).await),
+        }
+        // A merge's survivor must be in scope too.
+        if let Some(into) = input.into {
+            match self.s.db.incident(into).await? {
+                Some(t) if self.scope.contains(&t) => {}
+                _ => return Err(deny(into.to_string()).await),
+            }
         }
         let who = domain::incident::Actor::Staff(self.s.who.role);
         self.s.db.transition(&self.s.actor, who, id, version, action, input).await

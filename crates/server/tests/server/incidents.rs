@@ -7,7 +7,12 @@ use store::Dialect;
 
 use crate::{Req, TestApp, TestUser, on_both_backends};
 
-on_both_backends!(the_loop_from_report_to_evaluation, scope_and_bad_input, time_limits_run_on_the_work_calendar);
+on_both_backends!(
+    the_loop_from_report_to_evaluation,
+    scope_and_bad_input,
+    time_limits_run_on_the_work_calendar,
+    duplicates_are_suggested_and_merged,
+);
 
 async fn with_catalogue(d: Dialect) -> Option<TestApp> {
     let app = TestApp::with_demo(d).await?;
@@ -200,4 +205,39 @@ async fn time_limits_run_on_the_work_calendar(d: Dialect) {
     let operator = app.user("tl.operator", Role::Operator, "430503").await;
     let r = act(&app, &operator, id, json!({"action": "file", "version": 1})).await;
     assert_eq!((r.json()["step"].as_str(), r.json()["warning"].as_str()), (Some("dispatch"), Some("green")));
+}
+
+async fn duplicates_are_suggested_and_merged(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, _) = inside(&app, 3);
+    let operator = app.user("dup.operator", Role::Operator, "430503").await;
+    let report = |category: &str, dlat: f64| {
+        app.send(Req::new(Method::POST, "/api/v1/incidents").token(&operator.token).json(json!({
+            "category": category, "description": "路灯不亮", "location": {"lat": lat + dlat, "lon": lon}
+        })))
+    };
+    let first = report("C0104", 0.0).await.json();
+    let near = report("C0104", 0.00018).await.json(); // about 20 m north
+    let far = report("C0104", 0.0018).await.json(); // about 200 m north
+    let other = report("C0105", 0.0).await.json(); // another category, same spot
+    let (a, b) = (first["id"].as_i64().expect("id"), near["id"].as_i64().expect("id"));
+    let suggested = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{b}/duplicates")).token(&operator.token)).await.json();
+    let ids: Vec<i64> = suggested.as_array().expect("list").iter().filter_map(|i| i["id"].as_i64()).collect();
+    assert_eq!(ids, [a], "only the same category within 50 m ({far} and {other} are not)");
+    // Merge the later report into the first: linked both ways, its receipt follows.
+    act(&app, &operator, b, json!({"action": "merge", "version": 1})).await.assert_problem(StatusCode::BAD_REQUEST, "merge_target");
+    act(&app, &operator, b, json!({"action": "merge", "version": 1, "into": 999999})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let r = act(&app, &operator, b, json!({"action": "merge", "version": 1, "into": a})).await;
+    assert_eq!(r.json()["state"], "merged");
+    let survivor = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{a}")).token(&operator.token)).await.json();
+    assert_eq!(survivor["duplicates"], json!([b]));
+    assert!(survivor["timeline"].as_array().expect("timeline").iter().any(|t| t["action"] == "merge_in"));
+    let dup = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{b}")).token(&operator.token)).await.json();
+    assert_eq!(dup["merged_into"], a);
+    let receipt = near["receipt"].as_str().expect("receipt");
+    let view = app.send(Req::new(Method::GET, &format!("/api/v1/public/receipts/{receipt}"))).await.json();
+    assert_eq!(view["receipt"], first["receipt"], "the duplicate's reporter now follows the surviving incident");
+    // Nothing merges into a merged incident.
+    let f = far["id"].as_i64().expect("id");
+    act(&app, &operator, f, json!({"action": "merge", "version": 1, "into": b})).await.assert_problem(StatusCode::BAD_REQUEST, "merge_target");
 }

@@ -26,6 +26,9 @@ CREATE TABLE incidents (
     returns           INTEGER NOT NULL DEFAULT 0,
     reworks           INTEGER NOT NULL DEFAULT 0,
     rating            INTEGER,
+    -- A duplicate points at the incident it was merged into; the survivor's duplicates
+    -- are the incidents that point at it.
+    merged_into       INTEGER REFERENCES incidents (id),
     reporter_account  INTEGER REFERENCES accounts (id),
     -- Sensitive: shown masked, never on the public page.
     reporter_phone    TEXT,
@@ -38,6 +41,8 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_area ON incidents (area_code, id);
 CREATE INDEX incidents_department ON incidents (department, id);
 CREATE INDEX incidents_state ON incidents (state, id);
+CREATE INDEX incidents_category ON incidents (category, created_at);
+CREATE INDEX incidents_merged ON incidents (merged_into);
 
 -- Every transition: who, when, from which state to which, and why.
 CREATE TABLE incident_transitions (
