@@ -217,6 +217,8 @@ impl std::str::FromStr for Action {
 pub enum Actor {
     Staff(Role),
     Reporter,
+    /// civicgrid itself: the time-limit watcher escalates overdue work by policy.
+    System,
 }
 
 /// The facts of an incident the loop decides on.
@@ -320,8 +322,8 @@ fn may(who: Actor, action: Action) -> bool {
         Action::HandleOnSpot | Action::Verify | Action::FailVerification => staff(who, ON_SITE),
         Action::Close => staff(who, DISPATCHERS),
         Action::Evaluate | Action::Reopen => who == Actor::Reporter || staff(who, CENTRE),
-        Action::Escalate => staff(who, LOCAL),
-        Action::Supervise => staff(who, &[Role::ShiftLead, Role::StreetStaff]),
+        Action::Escalate => staff(who, LOCAL) || who == Actor::System,
+        Action::Supervise => staff(who, &[Role::ShiftLead, Role::StreetStaff]) || who == Actor::System,
     }
 }
 

@@ -36,7 +36,7 @@ use crate::problem::{ApiError, Problem};
         crate::catalogue::list_categories, crate::catalogue::list_departments, crate::catalogue::calendar,
         crate::catalogue::set_day,
         crate::incidents::report, crate::incidents::list, crate::incidents::read, crate::incidents::transition,
-        crate::incidents::receipt, crate::incidents::duplicates,
+        crate::incidents::receipt, crate::incidents::duplicates, crate::inbox::inbox, crate::inbox::mark_read,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),

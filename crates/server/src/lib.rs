@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod assets;
 pub mod i18n;
+pub mod inbox;
 pub mod incidents;
 pub mod opid;
 pub mod problem;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(catalogue::routes())
         .merge(incidents::routes())
+        .merge(inbox::routes())
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)
@@ -135,6 +137,7 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let follower = state.spawn_follower();
+    let watcher = inbox::spawn(state.clone(), Arc::new(inbox::LogOutbound));
     let app = router(state);
     tracing::info!(%addr, "civicgrid is serving");
     println!("civicgrid is serving at http://{addr}/");
@@ -142,6 +145,7 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> std::io::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     follower.abort();
+    watcher.abort();
     Ok(())
 }
 

@@ -397,6 +397,7 @@ impl Db {
                 texts.push(d.clone());
                 clauses.push(format!("department = ${}", texts.len()));
             }
+            IncidentScope::All => clauses.push("1 = 1".into()),
         }
         if let Some(s) = f.state {
             texts.push(s.as_str().into());
@@ -520,6 +521,31 @@ impl Db {
             return Err(TransitionFailure::Stale { current: version + 1 });
         }
         insert_transition(&mut tx, id, action.as_str(), Some(cur.loop_.state), next.state, actor, &input.note, now).await?;
+        let note_for = |what: &str| format!("事件 #{id}（{}）{what}", cur.category);
+        match action {
+            Action::Dispatch => {
+                let msg = note_for("已派遣，请接收处置");
+                match (&input.department, &input.grid) {
+                    (Some(d), _) => crate::notifications::notify(&mut tx, id, "dispatched", crate::notifications::Audience::Department(d), &msg, now).await?,
+                    (_, Some(g)) => {
+                        for role in [Role::GridWorker, Role::GridLeader] {
+                            crate::notifications::notify(&mut tx, id, "dispatched", crate::notifications::Audience::Area(role, g.as_str()), &msg, now).await?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Action::Return => {
+                let msg = format!("{}：{}", note_for("被退回，请重新派遣"), input.note);
+                crate::notifications::notify(&mut tx, id, "returned", crate::notifications::Audience::Area(Role::Dispatcher, cur.area.as_str()), &msg, now).await?;
+            }
+            Action::Handle | Action::HandleOnSpot => {
+                let grid = cur.grid.as_ref().map(|g| g.to_string()).unwrap_or_else(|| cur.area.to_string());
+                let msg = note_for("已处置，请现场核查");
+                crate::notifications::notify(&mut tx, id, "verification_due", crate::notifications::Audience::Area(Role::GridWorker, &grid), &msg, now).await?;
+            }
+            _ => {}
+        }
         if let (Action::Merge, Some(into)) = (action, merged_into) {
             // The survivor's timeline shows the merge too: the link runs both ways.
             let note = format!("合并重复事件 #{id}");
@@ -575,6 +601,8 @@ pub enum IncidentScope {
     Area(AreaCode),
     /// Those dispatched to this department, wherever they are.
     Department(String),
+    /// Every incident: civicgrid's own watcher only (never a caller).
+    All,
 }
 
 impl IncidentScope {
@@ -589,6 +617,7 @@ impl IncidentScope {
         match self {
             IncidentScope::Area(a) => i.area.starts_with(a) || i.assignee_area.as_ref().is_some_and(|g| g.starts_with(a)),
             IncidentScope::Department(d) => i.department.as_deref() == Some(d.as_str()),
+            IncidentScope::All => true,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod incidents;
 pub mod index;
 pub mod scoped;
 mod migrations;
+pub mod notifications;
 #[cfg(feature = "testing")]
 pub mod testing;
 

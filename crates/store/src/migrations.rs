@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_incidents.sql"),
         postgres: include_str!("../migrations/postgres/0004_incidents.sql"),
     },
+    Migration {
+        version: 5,
+        name: "notifications",
+        sqlite: include_str!("../migrations/sqlite/0005_notifications.sql"),
+        postgres: include_str!("../migrations/postgres/0005_notifications.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

@@ -12,6 +12,7 @@ on_both_backends!(
     scope_and_bad_input,
     time_limits_run_on_the_work_calendar,
     duplicates_are_suggested_and_merged,
+    inboxes_and_the_time_limit_watcher,
 );
 
 async fn with_catalogue(d: Dialect) -> Option<TestApp> {
@@ -240,4 +241,61 @@ async fn duplicates_are_suggested_and_merged(d: Dialect) {
     // Nothing merges into a merged incident.
     let f = far["id"].as_i64().expect("id");
     act(&app, &operator, f, json!({"action": "merge", "version": 1, "into": b})).await.assert_problem(StatusCode::BAD_REQUEST, "merge_target");
+}
+
+async fn inboxes_and_the_time_limit_watcher(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, grid) = inside(&app, 4);
+    let operator = app.user("wt.operator", Role::Operator, "430503").await;
+    let dispatcher = app.user("wt.dispatcher", Role::Dispatcher, "430503").await;
+    let lead = app.user("wt.lead", Role::ShiftLead, "430503").await;
+    let handler = app.user("wt.handler", Role::DepartmentHandler, "430503").await;
+    app.db.update_account(&store::audit::Actor::cli("test"), handler.id, Role::DepartmentHandler, &domain::AreaCode::parse("430503").expect("c"), Some("cgj")).await.expect("dept");
+    let other = app.user("wt.other", Role::DepartmentHandler, "430503").await;
+    let report = || {
+        app.send(Req::new(Method::POST, "/api/v1/incidents").token(&operator.token).json(json!({
+            "category": "C0102", "description": "污水井盖破损", "location": {"lat": lat, "lon": lon}
+        })))
+    };
+    let idle = report().await.json()["id"].as_i64().expect("id");
+    let busy = report().await.json()["id"].as_i64().expect("id");
+    let v = version(&act(&app, &operator, busy, json!({"action": "file", "version": 1})).await);
+    let v = version(&act(&app, &dispatcher, busy, json!({"action": "dispatch", "version": v, "department": "cgj"})).await);
+    // The department's inbox has the dispatch; another department's has nothing.
+    let inbox = |t: &TestUser, q: &str| app.send(Req::new(Method::GET, &format!("/api/v1/inbox{q}")).token(&t.token));
+    let items = inbox(&handler, "?unread=true").await.json();
+    assert_eq!(items.as_array().map(Vec::len), Some(1));
+    assert_eq!((items[0]["kind"].as_str(), items[0]["incident_id"].as_i64()), (Some("dispatched"), Some(busy)));
+    assert_eq!(inbox(&other, "").await.json().as_array().map(Vec::len), Some(0));
+    let nid = items[0]["id"].as_i64().expect("id");
+    app.send(Req::new(Method::POST, &format!("/api/v1/inbox/{nid}/read")).token(&other.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(app.send(Req::new(Method::POST, &format!("/api/v1/inbox/{nid}/read")).token(&handler.token)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(inbox(&handler, "?unread=true").await.json().as_array().map(Vec::len), Some(0));
+    version(&act(&app, &handler, busy, json!({"action": "accept", "version": v})).await);
+
+    // Three working days later both are overdue: the idle one waiting to be filed, the busy
+    // one in handling (4 working hours), which the policy escalates to its community.
+    app.clock.advance(5 * 86_400_000);
+    let mut found = server::inbox::watch_once(&app.state).await.expect("watch");
+    found.sort_unstable();
+    assert_eq!(found, [idle, busy]);
+    let detail = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{busy}")).token(&operator.token)).await.json();
+    assert_eq!((detail["level"].as_str(), detail["area"].as_str()), (Some("community"), Some(&grid[..12])));
+    assert!(detail["timeline"].as_array().expect("timeline").iter().any(|t| t["action"] == "escalate" && t["actor_name"] == "time-limit watcher"));
+    let overdue: Vec<i64> = inbox(&lead, "").await.json().as_array().expect("inbox").iter().filter(|n| n["kind"] == "overdue").filter_map(|n| n["incident_id"].as_i64()).collect();
+    assert_eq!(overdue.len(), 2);
+    // Exactly once: another pass, and a restarted server on the same store, find nothing new.
+    assert!(server::inbox::watch_once(&app.state).await.expect("watch").is_empty());
+    let clock: std::sync::Arc<dyn domain::clock::Clock> = app.clock.clone();
+    let reopened = store::Db::open_with_clock(app.db.url(), clock).await.expect("reopen");
+    let restarted = server::AppState::new(reopened, server::ServerConfig::default()).await.expect("state");
+    assert!(server::inbox::watch_once(&restarted).await.expect("watch").is_empty(), "the marks in the store survive a restart");
+    assert_eq!(inbox(&lead, "").await.json().as_array().expect("inbox").iter().filter(|n| n["kind"] == "overdue").count(), 2);
+    let escalations = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{busy}")).token(&operator.token)).await.json()["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|t| t["action"] == "escalate")
+        .count();
+    assert_eq!(escalations, 1);
 }
