@@ -21,6 +21,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("node_modules/htmx.org/dist/htmx.min.js", "htmx.min.js", "text/javascript; charset=utf-8"),
     ("src/app.css", "app.css", "text/css; charset=utf-8"),
     ("src/map.js", "map.js", "text/javascript; charset=utf-8"),
+    ("src/report.js", "report.js", "text/javascript; charset=utf-8"),
 ];
 
 fn main() {

@@ -17,6 +17,7 @@ pub mod opid;
 pub mod problem;
 pub mod ui;
 pub mod ui_account;
+pub mod ui_public;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub db: Db,
     pub grids: Arc<GridFollower>,
     pub config: Arc<ServerConfig>,
+    /// Public reports per client (no captcha: a limit instead).
+    pub report_limiter: Arc<ui_public::ReportLimiter>,
 }
 
 impl AppState {
@@ -76,7 +79,7 @@ impl AppState {
         if !config.audit_reads {
             tracing::warn!("audit_reads is off: reads of personal records leave no audit row (for measurements only)");
         }
-        Ok(AppState { db, grids, config: Arc::new(config) })
+        Ok(AppState { db, grids, config: Arc::new(config), report_limiter: Arc::new(ui_public::ReportLimiter::default()) })
     }
 
     /// Keep the grid index current from the change log, until the process ends.

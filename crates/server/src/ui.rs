@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/lang", get(switch_lang))
         .route("/api/docs", get(docs_page))
         .merge(crate::ui_account::routes())
+        .merge(crate::ui_public::routes())
 }
 
 /// What every page needs: language, operation id, the current path.

@@ -299,3 +299,53 @@ async fn inboxes_and_the_time_limit_watcher(d: Dialect) {
         .count();
     assert_eq!(escalations, 1);
 }
+
+#[tokio::test]
+async fn residents_report_without_an_account_and_follow_their_receipt() {
+    let Some(app) = with_catalogue(Dialect::Sqlite).await else { return };
+    let (lat, lon, grid) = inside(&app, 5);
+    let page = app.send(Req::new(Method::GET, "/report")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("我要报事") && page.body.contains("上水井盖"), "the form lists the categories");
+    let post = |fields: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        app.send(Req::new(Method::POST, "/report").form(&pairs))
+    };
+    let good = || {
+        vec![
+            ("category", "E0101".to_string()),
+            ("description", "小区门口垃圾三天没人清运".to_string()),
+            ("lat", lat.to_string()),
+            ("lon", lon.to_string()),
+            ("phone", "13912345678".to_string()),
+        ]
+    };
+    // A bad phone number: the form comes back with the reason, and nothing is stored.
+    let mut bad = good();
+    bad[4].1 = "12345".into();
+    let r = post(bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("11 位手机号码") && r.body.contains("小区门口垃圾"), "the form keeps what was typed");
+    let r = post(good()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location().expect("location").to_string();
+    assert!(to.starts_with("/r/"));
+    let status = app.send(Req::new(Method::GET, &to)).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert!(status.body.contains(&to[3..]) && status.body.contains("待立案") && status.body.contains("受理上报"));
+    assert!(!status.body.contains("13912345678") && !status.body.contains("139****5678") && !status.body.contains("三天没人清运"));
+    let list = app.get("/api/v1/incidents").await.json();
+    let item = &list["items"][0];
+    assert_eq!((item["source"].as_str(), item["grid"].as_str()), (Some("resident"), Some(grid.as_str())));
+    assert_eq!(item["reporter_phone_masked"], "139****5678");
+    // Five reports in ten minutes from one client; the sixth waits.
+    for _ in 0..4 {
+        assert_eq!(post(good()).await.status, StatusCode::SEE_OTHER);
+    }
+    let r = post(good()).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("提交过于频繁"));
+    app.clock.advance(10 * 60_000 + 1);
+    assert_eq!(post(good()).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.send(Req::new(Method::GET, "/r/20261125-NOSUCH")).await.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,198 @@
+//! What residents use without an account: the report form (no captcha; limited per client
+//! instead) and the status page of a receipt, which shows no personal data.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use domain::Phone;
+use domain::catalogue::Category;
+use serde::Deserialize;
+use store::audit::Actor;
+use store::incidents::{NewIncident, Source};
+
+use crate::AppState;
+use crate::auth::MaybeCaller;
+use crate::problem::ApiError;
+use crate::ui::{Chrome, Ctx, render};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/report", get(form).post(submit)).route("/r/{receipt}", get(receipt_page))
+}
+
+/// Reports a client may file in [`WINDOW_MS`].
+pub const REPORTS_PER_WINDOW: usize = 5;
+pub const WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// Recent public reports per client address (one process; a district runs one public
+/// front or puts its proxy's limit in front of several).
+#[derive(Default)]
+pub struct ReportLimiter(Mutex<HashMap<String, Vec<i64>>>);
+
+impl ReportLimiter {
+    /// Whether the client may report now; records the report when it may.
+    pub fn allow(&self, client: &str, now: i64) -> bool {
+        let Ok(mut map) = self.0.lock() else { return false };
+        if map.len() > 100_000 {
+            map.retain(|_, v| v.iter().any(|t| now - t < WINDOW_MS));
+        }
+        let times = map.entry(client.to_string()).or_default();
+        times.retain(|t| now - t < WINDOW_MS);
+        if times.len() >= REPORTS_PER_WINDOW {
+            return false;
+        }
+        times.push(now);
+        true
+    }
+}
+
+struct CategoryOption {
+    code: String,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage {
+    c: Chrome,
+    categories: Vec<CategoryOption>,
+    error: String,
+    f: ReportForm,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReportForm {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    lat: String,
+    #[serde(default)]
+    lon: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    phone: String,
+}
+
+fn options(cats: &[Category]) -> Vec<CategoryOption> {
+    let top: HashMap<&str, &str> = cats.iter().filter(|c| c.parent.is_none()).map(|c| (c.code.as_str(), c.name.as_str())).collect();
+    cats.iter()
+        .filter(|c| c.parent.is_some())
+        .map(|c| CategoryOption {
+            code: c.code.clone(),
+            label: format!("{} · {} — {}", c.kind.name_zh(), top.get(c.parent.as_deref().unwrap_or("")).copied().unwrap_or(""), c.name),
+        })
+        .collect()
+}
+
+async fn page(state: &AppState, ctx: &Ctx, f: ReportForm, error: String) -> Result<Html<String>, Response> {
+    let cats = state.db.categories().await.map_err(|e| ApiError::from(e).into_response())?;
+    let c = Chrome::new(ctx, "", ctx.lang.t("report.title"));
+    Ok(render(&ReportPage { c, categories: options(&cats), error, f }))
+}
+
+async fn form(State(state): State<AppState>, ctx: Ctx) -> Result<Html<String>, Response> {
+    page(&state, &ctx, ReportForm::default(), String::new()).await
+}
+
+async fn submit(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: Ctx, Form(f): Form<ReportForm>) -> Result<Response, Response> {
+    let refuse = |status: StatusCode, error: String, f: ReportForm| {
+        let (state, ctx) = (&state, &ctx);
+        async move { Ok::<Response, Response>((status, page(state, ctx, f, error).await?).into_response()) }
+    };
+    let point = match (f.lat.trim(), f.lon.trim()) {
+        ("", "") => None,
+        (lat, lon) => match domain::error::parse_point(lat, lon) {
+            Ok(p) => Some(p),
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string(), f).await,
+        },
+    };
+    let phone = match f.phone.trim() {
+        "" => None,
+        p => match Phone::parse(p) {
+            Ok(p) => Some(p),
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, ctx.lang.t("report.bad_phone").into(), f).await,
+        },
+    };
+    if !state.report_limiter.allow(&r.client_addr, state.db.now_ms()) {
+        return refuse(StatusCode::TOO_MANY_REQUESTS, ctx.lang.t("report.too_many").into(), f).await;
+    }
+    let grid = point.and_then(|(lat, lon)| state.grids.snapshot().locate_grid(lon, lat).cloned());
+    let new = NewIncident {
+        category: f.category.clone(),
+        description: f.description.clone(),
+        point,
+        address: Some(f.address.clone()).filter(|a| !a.trim().is_empty()),
+        source: Source::Resident,
+        grid,
+        reporter_phone: phone,
+    };
+    let actor = Actor::anonymous("resident", &r.operation_id, &r.client_addr);
+    match state.db.create_incident(&actor, None, new, None).await {
+        Ok((inc, _)) => Ok(Redirect::to(&format!("/r/{}", inc.receipt)).into_response()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            let key = format!("report.{}", e.code);
+            let text = ctx.lang.t(&key);
+            let msg = if text.starts_with('⟦') { e.detail.clone() } else { text.to_string() };
+            refuse(e.status, msg, f).await
+        }
+    }
+}
+
+struct Step {
+    at: String,
+    action: String,
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage {
+    c: Chrome,
+    receipt: String,
+    category: String,
+    state: String,
+    reported_at: String,
+    steps: Vec<Step>,
+}
+
+async fn receipt_page(State(state): State<AppState>, ctx: Ctx, Path(receipt): Path<String>) -> Result<Html<String>, Response> {
+    let Some(inc) = state.db.incident_by_receipt(&receipt).await.map_err(|e| ApiError::from(e).into_response())? else {
+        return Err(crate::ui::not_found_page(&ctx.path));
+    };
+    let category = state
+        .db
+        .categories()
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .into_iter()
+        .find(|c| c.code == inc.category)
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let steps = state
+        .db
+        .timeline(inc.id)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .into_iter()
+        .map(|t| Step { at: domain::time::format_shanghai(t.at), action: ctx.lang.t(&format!("action.{}", t.action)).to_string() })
+        .collect();
+    let c = Chrome::new(&ctx, "", ctx.lang.t("receipt.title"));
+    let state_name = if ctx.lang == crate::i18n::Lang::Zh { inc.loop_.state.name_zh().to_string() } else { inc.loop_.state.as_str().replace('_', " ") };
+    Ok(render(&ReceiptPage {
+        c,
+        receipt: inc.receipt,
+        category,
+        state: state_name,
+        reported_at: domain::time::format_shanghai(inc.created_at),
+        steps,
+    }))
+}
