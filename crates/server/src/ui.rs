@@ -87,6 +87,14 @@ impl Chrome {
         Chrome { user: Some(user), ..Chrome::new(ctx, active, title) }
     }
 
+    /// The frame for a page anyone may see: with the account menu when someone is signed in.
+    pub fn for_anyone(ctx: &Ctx, caller: Option<&crate::auth::Caller>, active: &'static str, title: impl Into<String>) -> Chrome {
+        match caller {
+            Some(me) => Chrome::for_user(ctx, me, active, title),
+            None => Chrome::new(ctx, active, title),
+        }
+    }
+
     pub fn role_name(&self) -> &'static str {
         match &self.user {
             Some(u) => match self.lang {

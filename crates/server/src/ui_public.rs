@@ -93,20 +93,21 @@ fn options(cats: &[Category]) -> Vec<CategoryOption> {
         .collect()
 }
 
-async fn page(state: &AppState, ctx: &Ctx, f: ReportForm, error: String) -> Result<Html<String>, Response> {
+async fn page(state: &AppState, ctx: &Ctx, me: Option<&crate::auth::Caller>, f: ReportForm, error: String) -> Result<Html<String>, Response> {
     let cats = state.db.categories().await.map_err(|e| ApiError::from(e).into_response())?;
-    let c = Chrome::new(ctx, "", ctx.lang.t("report.title"));
+    let c = Chrome::for_anyone(ctx, me, "report", ctx.lang.t("report.title"));
     Ok(render(&ReportPage { c, categories: options(&cats), error, f }))
 }
 
-async fn form(State(state): State<AppState>, ctx: Ctx) -> Result<Html<String>, Response> {
-    page(&state, &ctx, ReportForm::default(), String::new()).await
+async fn form(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: Ctx) -> Result<Html<String>, Response> {
+    page(&state, &ctx, r.caller.as_ref(), ReportForm::default(), String::new()).await
 }
 
 async fn submit(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: Ctx, Form(f): Form<ReportForm>) -> Result<Response, Response> {
+    let me = r.caller.clone();
     let refuse = |status: StatusCode, error: String, f: ReportForm| {
-        let (state, ctx) = (&state, &ctx);
-        async move { Ok::<Response, Response>((status, page(state, ctx, f, error).await?).into_response()) }
+        let (state, ctx, me) = (&state, &ctx, me.as_ref());
+        async move { Ok::<Response, Response>((status, page(state, ctx, me, f, error).await?).into_response()) }
     };
     let point = match (f.lat.trim(), f.lon.trim()) {
         ("", "") => None,
@@ -164,7 +165,7 @@ struct ReceiptPage {
     steps: Vec<Step>,
 }
 
-async fn receipt_page(State(state): State<AppState>, ctx: Ctx, Path(receipt): Path<String>) -> Result<Html<String>, Response> {
+async fn receipt_page(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: Ctx, Path(receipt): Path<String>) -> Result<Html<String>, Response> {
     let Some(inc) = state.db.incident_by_receipt(&receipt).await.map_err(|e| ApiError::from(e).into_response())? else {
         return Err(crate::ui::not_found_page(&ctx.path));
     };
@@ -185,7 +186,7 @@ async fn receipt_page(State(state): State<AppState>, ctx: Ctx, Path(receipt): Pa
         .into_iter()
         .map(|t| Step { at: domain::time::format_shanghai(t.at), action: ctx.lang.t(&format!("action.{}", t.action)).to_string() })
         .collect();
-    let c = Chrome::new(&ctx, "", ctx.lang.t("receipt.title"));
+    let c = Chrome::for_anyone(&ctx, r.caller.as_ref(), "report", ctx.lang.t("receipt.title"));
     let state_name = if ctx.lang == crate::i18n::Lang::Zh { inc.loop_.state.name_zh().to_string() } else { inc.loop_.state.as_str().replace('_', " ") };
     Ok(render(&ReceiptPage {
         c,
