@@ -75,6 +75,8 @@
     });
     // A grid is shown with its neighbours around it.
     if (bounds && bounds.isValid()) map.fitBounds(focus.length === 15 ? bounds.pad(1.2) : bounds, { padding: [12, 12] });
+    var plat = parseFloat(el.getAttribute("data-lat")), plon = parseFloat(el.getAttribute("data-lon"));
+    if (!isNaN(plat) && !isNaN(plon)) L.marker([plat, plon]).addTo(map);
     el.setAttribute("data-ready", "true");
   });
 

@@ -17,6 +17,7 @@ pub mod opid;
 pub mod problem;
 pub mod ui;
 pub mod ui_account;
+pub mod ui_incidents;
 pub mod ui_public;
 
 use std::net::SocketAddr;

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/docs", get(docs_page))
         .merge(crate::ui_account::routes())
         .merge(crate::ui_public::routes())
+        .merge(crate::ui_incidents::routes())
 }
 
 /// What every page needs: language, operation id, the current path.
@@ -109,6 +110,10 @@ impl Chrome {
     }
     pub fn is_auditor(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.role.reads_audit())
+    }
+    /// Works incidents (everyone but auditors and admins).
+    pub fn works_incidents(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| !matches!(u.role, domain::Role::Auditor | domain::Role::Admin))
     }
     pub fn may_unmask(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.role.may_unmask())

@@ -192,6 +192,7 @@ async fn ui_pages_render_in_both_languages(d: Dialect) {
         "/map".to_string(),
         "/api/docs".to_string(),
         "/report".to_string(),
+        "/incidents".to_string(),
         "/account/password".to_string(),
         "/areas/430503".to_string(),
         format!("/areas/{}", comm.code),

@@ -349,3 +349,46 @@ async fn residents_report_without_an_account_and_follow_their_receipt() {
     assert_eq!(post(good()).await.status, StatusCode::SEE_OTHER);
     assert_eq!(app.send(Req::new(Method::GET, "/r/20261125-NOSUCH")).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn staff_work_incidents_in_the_web_ui() {
+    let Some(app) = with_catalogue(Dialect::Sqlite).await else { return };
+    let (lat, lon, _) = inside(&app, 6);
+    let r = app
+        .send(Req::new(Method::POST, "/api/v1/incidents").token(&app.operator.token).json(json!({
+            "category": "E0202", "description": "店外经营占用人行道", "location": {"lat": lat, "lon": lon}
+        })))
+        .await;
+    let id = r.json()["id"].as_i64().expect("id");
+    let session = app.db.create_session(app.operator.id, "test").await.expect("session");
+    let cookie = format!("cg_session={}", session.id);
+    let board = app.send(Req::new(Method::GET, "/incidents").header("cookie", &cookie)).await;
+    assert_eq!(board.status, StatusCode::OK);
+    assert!(board.body.contains(&format!("/incidents/{id}")) && board.body.contains("待立案") && board.body.contains("light green"));
+    let page = app.send(Req::new(Method::GET, &format!("/incidents/{id}")).header("cookie", &cookie)).await;
+    assert!(page.body.contains("店外经营占用人行道") && page.body.contains("value=\"file\""), "the page offers filing");
+    let file = |version: &str| {
+        app.send(Req::new(Method::POST, &format!("/incidents/{id}/act")).header("cookie", &cookie).form(&[
+            ("csrf", session.csrf.as_str()),
+            ("action", "file"),
+            ("version", version),
+            ("note", "属实"),
+        ]))
+    };
+    let r = file("1").await;
+    assert_eq!(r.location(), Some(format!("/incidents/{id}").as_str()));
+    let page = app.send(Req::new(Method::GET, &format!("/incidents/{id}")).header("cookie", &cookie)).await;
+    assert!(page.body.contains("待派遣") && page.body.contains("属实"));
+    // A second click on the old page: told the incident changed, nothing applied twice.
+    let r = file("1").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("刚被他人处理过"));
+    // Auditors have no incident screens; another grid's worker cannot open this one.
+    let auditor = app.user("ui.aud", Role::Auditor, "430503").await;
+    let s = app.db.create_session(auditor.id, "test").await.expect("session");
+    assert_eq!(app.send(Req::new(Method::GET, "/incidents").header("cookie", &format!("cg_session={}", s.id))).await.status, StatusCode::NOT_FOUND);
+    let (_, _, other_grid) = inside(&app, 7);
+    let stranger = app.user("ui.stranger", Role::GridWorker, &other_grid).await;
+    let s = app.db.create_session(stranger.id, "test").await.expect("session");
+    assert_eq!(app.send(Req::new(Method::GET, &format!("/incidents/{id}")).header("cookie", &format!("cg_session={}", s.id))).await.status, StatusCode::NOT_FOUND);
+}
