@@ -125,6 +125,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("incidents.actions", "可办理操作", "Actions"),
     ("incidents.no_actions", "您现在没有可办理的操作。", "Nothing for you to do now."),
     ("incidents.note", "说明（选填）", "Note (optional)"),
+    ("incidents.resident", "居民", "Resident"),
     ("incidents.stale", "该事件刚被他人处理过，已刷新，请确认后再操作。", "Someone else just changed this incident; check it again before acting."),
     ("menu.password", "修改密码", "Change password"),
     ("menu.logout", "退出登录", "Log out"),

@@ -118,7 +118,12 @@ async fn render_page(state: &AppState, me: &crate::auth::Caller, ctx: &Ctx, raw:
     let i = IncidentDto::new(&inc, &clocks);
     let steps = timeline
         .into_iter()
-        .map(|t| Step { at: domain::time::format_shanghai(t.at), action: ctx.lang.t(&format!("action.{}", t.action)).to_string(), who: t.actor_name, note: t.note })
+        .map(|t| Step {
+            at: domain::time::format_shanghai(t.at),
+            action: ctx.lang.t(&format!("action.{}", t.action)).to_string(),
+            who: if t.actor_kind == "anonymous" { ctx.lang.t("incidents.resident").to_string() } else { t.actor_name },
+            note: t.note,
+        })
         .collect();
     let geo = i.grid.as_ref().map(|g| format!("/api/v1/areas/{g}/geometry")).unwrap_or_default();
     let c = Chrome::for_user(ctx, me, "incidents", format!("#{}", i.id));

@@ -284,7 +284,7 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         let inc = incident(&row)?;
-        insert_transition(&mut tx, inc.id, "report", None, State::Reported, actor, new.source.as_str(), now).await?;
+        insert_transition(&mut tx, inc.id, "report", None, State::Reported, actor, "", now).await?;
         if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
             sqlx::query("INSERT INTO idempotency_keys (account_id, key, incident_id, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(acc)
