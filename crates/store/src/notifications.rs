@@ -80,22 +80,30 @@ fn step_name(s: Step) -> &'static str {
 impl Db {
     /// A signed-in account's inbox, newest first.
     pub async fn inbox(&self, p: &Principal, unread_only: bool, limit: i64) -> Result<Vec<Notification>, StoreError> {
-        let unread = if unread_only { " AND r.read_at IS NULL" } else { "" };
+        self.inbox_where(p, if unread_only { " AND r.read_at IS NULL" } else { "" }, None, limit).await
+    }
+
+    /// The inbox query: the account's role, and its area's subtree or its department.
+    async fn inbox_where(&self, p: &Principal, extra: &str, id: Option<i64>, limit: i64) -> Result<Vec<Notification>, StoreError> {
+        let one = if id.is_some() { " AND n.id = $5" } else { "" };
         let sql = format!(
             "SELECT n.id, n.incident_id, n.kind, n.message, n.created_at, r.read_at FROM notifications n \
              LEFT JOIN notification_reads r ON r.notification_id = n.id AND r.account_id = $1 \
-             WHERE n.role = $2 AND ((n.department IS NOT NULL AND n.department = $3) OR (n.area_code IS NOT NULL AND n.area_code LIKE $4)){unread} \
+             WHERE n.role = $2 AND ((n.department IS NOT NULL AND n.department = $3) OR (n.area_code IS NOT NULL AND n.area_code LIKE $4)){extra}{one} \
              ORDER BY n.id DESC LIMIT {}",
             limit.clamp(1, 500)
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(p.account_id)
             .bind(p.role.as_str())
             .bind(p.department.clone().unwrap_or_default())
-            .bind(format!("{}%", p.area))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
+            .bind(format!("{}%", p.area));
+        if let Some(id) = id {
+            q = q.bind(id);
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
             .map(|r| {
                 Ok(Notification {
                     id: r.try_get("id")?,
@@ -111,8 +119,7 @@ impl Db {
 
     /// Mark an inbox item read (only an item of the account's own inbox).
     pub async fn mark_read(&self, p: &Principal, id: i64) -> Result<(), StoreError> {
-        let mine = self.inbox(p, false, 500).await?.into_iter().any(|n| n.id == id);
-        if !mine {
+        if self.inbox_where(p, "", Some(id), 1).await?.is_empty() {
             return Err(StoreError::NotFound(format!("notification {id}")));
         }
         sqlx::query(
