@@ -236,7 +236,7 @@ impl FromRequestParts<AppState> for UiCaller {
         let Some(c) = resolved(parts).caller else {
             return Err(Redirect::to(&format!("/login?next={}", crate::ui::url_escape(&next))).into_response());
         };
-        if c.principal.must_change_password && parts.uri.path() != "/account/password" {
+        if c.principal.must_change_password && !matches!(parts.uri.path(), "/account/password" | "/logout") {
             return Err(Redirect::to("/account/password").into_response());
         }
         Ok(UiCaller(c))

@@ -335,9 +335,23 @@ impl IncidentDesk<'_> {
         input: &TransitionInput,
     ) -> Result<Incident, TransitionFailure> {
         let deny = |what: String| async move { TransitionFailure::Store(self.s.deny(&format!("incident.{}", action.as_str()), "incident", &what).await) };
-        match self.s.db.incident(id).await? {
-            Some(i) if self.scope.contains(&i) => {}
+        let inc = match self.s.db.incident(id).await? {
+            Some(i) if self.scope.contains(&i) => i,
             _ => return Err(deny(id.to_string()).await),
+        };
+        // Work that was dispatched is done by whom it was dispatched to: the department's
+        // handlers, or the people of the grid.
+        use domain::incident::Action as A;
+        if matches!(action, A::Accept | A::Return | A::RequestExtension | A::Handle) {
+            let who = self.s.who;
+            let assignee = match (&inc.department, &inc.assignee_area) {
+                (Some(d), _) => who.role == Role::DepartmentHandler && who.department.as_deref() == Some(d.as_str()),
+                (None, Some(g)) => who.role != Role::DepartmentHandler && g.starts_with(&who.area),
+                (None, None) => false,
+            };
+            if !assignee {
+                return Err(TransitionFailure::Refused(domain::incident::TransitionError::Forbidden { action: action.as_str() }));
+            }
         }
         // A merge's survivor must be in scope too.
         if let Some(into) = input.into {

@@ -102,6 +102,9 @@ async fn the_loop_from_report_to_evaluation(d: Dialect) {
     app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&stranger.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
     act(&app, &stranger, id, json!({"action": "accept", "version": v})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
 
+    // The grid's own worker sees it, but the work went to the department: only its handlers take it.
+    let r = act(&app, &worker, id, json!({"action": "accept", "version": v})).await;
+    r.assert_problem(StatusCode::CONFLICT, "transition_forbidden");
     let v = version(&act(&app, &handler, id, json!({"action": "accept", "version": v})).await);
     let v = version(&act(&app, &handler, id, json!({"action": "handle", "version": v, "note": "已补装井盖"})).await);
     // The grid worker finds it not done: rework.
