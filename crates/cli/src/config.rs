@@ -76,6 +76,13 @@ const KEYS: &[Key] = &[
         help: "a web session (and a login token) ends this many hours after login, busy or not",
     },
     Key {
+        name: "photo_max_mb",
+        env: "CIVICGRID_PHOTO_MAX_MB",
+        default: "10",
+        secret: false,
+        help: "the largest photo accepted, in megabytes",
+    },
+    Key {
         name: "audit_reads",
         env: "CIVICGRID_AUDIT_READS",
         default: "true",
@@ -166,6 +173,7 @@ impl Config {
         cfg.session_policy()?;
         cfg.secure_cookies()?;
         cfg.audit_reads()?;
+        cfg.photo_max_bytes()?;
         Ok(cfg)
     }
 
@@ -216,6 +224,10 @@ impl Config {
             origin: s.clone(),
             message: format!("{v:?} is not a whole number from {} to {}", range.start(), range.end()),
         })
+    }
+
+    pub fn photo_max_bytes(&self) -> Result<usize, ConfigError> {
+        Ok(self.whole("photo_max_mb", 1..=100)? as usize * 1024 * 1024)
     }
 
     pub fn session_policy(&self) -> Result<store::auth::SessionPolicy, ConfigError> {

@@ -16,6 +16,7 @@ pub mod geometry;
 pub mod incident;
 pub mod locate;
 pub mod names;
+pub mod photo;
 pub mod rng;
 pub mod time;
 

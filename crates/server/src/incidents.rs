@@ -18,6 +18,13 @@ use crate::api::Params;
 use crate::auth::ApiCaller;
 use crate::problem::{ApiError, Problem};
 
+/// Photo upload and download; uploads are limited to `max_bytes`.
+pub fn photo_routes(max_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/incidents/{id}/photos", post(upload_photo).layer(axum::extract::DefaultBodyLimit::max(max_bytes)))
+        .route("/api/v1/photos/{hash}", get(photo))
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/incidents", post(report).get(list))
@@ -214,6 +221,80 @@ pub struct IncidentDetail {
     pub merged_into: Option<i64>,
     /// The incidents merged into this one.
     pub duplicates: Vec<i64>,
+    /// Its photos: fetch each at /api/v1/photos/{hash}.
+    pub photos: Vec<PhotoDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoDto {
+    /// SHA-256 of the stored image, hex.
+    pub hash: String,
+    /// image/jpeg, image/png or image/webp
+    pub mime: String,
+    pub size: i64,
+}
+
+impl From<store::photos::PhotoRef> for PhotoDto {
+    fn from(p: store::photos::PhotoRef) -> Self {
+        PhotoDto { hash: p.hash, mime: p.mime, size: p.size }
+    }
+}
+
+/// A request body of raw bytes; one too large is a problem, not plain text.
+pub struct PhotoBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for PhotoBody {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state).await.map(PhotoBody).map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "photo_too_large", "the photo is larger than this server accepts")
+            } else {
+                ApiError::bad_request("invalid_body", e.body_text())
+            }
+        })
+    }
+}
+
+/// Add a photo to an incident: the raw bytes of a JPEG, PNG or WebP image as the body. The
+/// type is read from the content; location and other metadata are removed before storing.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/photos", tag = "incidents", operation_id = "addPhoto",
+    params(("id" = i64, Path)),
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "The image bytes (JPEG, PNG or WebP)"),
+    responses(
+        (status = 201, body = PhotoDto),
+        (status = 400, description = "A damaged image", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the configured limit (10 MB by default)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a JPEG, PNG or WebP image", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn upload_photo(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(raw): Path<String>, PhotoBody(body): PhotoBody) -> Result<(StatusCode, Json<PhotoDto>), ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.photo", "incident", &raw).await.into());
+    };
+    let id = incident_id(&raw)?;
+    let (kind, clean) = domain::photo::strip_metadata(&body).map_err(|e| match e {
+        domain::photo::PhotoError::UnsupportedType => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.to_string()),
+        domain::photo::PhotoError::Damaged(_) => ApiError::bad_request("damaged_image", e.to_string()),
+    })?;
+    let p = desk.add_photo(id, kind.mime(), clean).await?;
+    Ok((StatusCode::CREATED, Json(p.into())))
+}
+
+/// A photo of an incident in your scope.
+#[utoipa::path(get, path = "/api/v1/photos/{hash}", tag = "incidents", operation_id = "getPhoto",
+    params(("hash" = String, Path)),
+    responses((status = 200, description = "The image", content_type = "image/jpeg"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn photo(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(hash): Path<String>) -> Result<Response, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("photo.read", "photo", &hash).await.into());
+    };
+    let (mime, bytes) = desk.photo(&hash).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, mime), (axum::http::header::CACHE_CONTROL, "private, max-age=86400".to_string())], bytes).into_response())
 }
 
 fn default_source(role: domain::Role) -> Source {
@@ -324,12 +405,14 @@ pub async fn read(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(r
     let (inc, timeline) = desk.get(incident_id(&raw)?).await?;
     let allowed_actions = desk.allowed(&inc).into_iter().map(|a| a.as_str().to_string()).collect();
     let duplicates = state.db.duplicates_of(inc.id).await?;
+    let photos = state.db.photos_of(inc.id).await?.into_iter().map(PhotoDto::from).collect();
     Ok(Json(IncidentDetail {
         incident: IncidentDto::new(&inc, &Clocks::load(&state).await?),
         timeline: timeline.into_iter().map(Into::into).collect(),
         allowed_actions,
         merged_into: inc.merged_into,
         duplicates,
+        photos,
     }))
 }
 

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// Audit successful reads of personal records. Off only to measure the audit's cost.
     pub audit_reads: bool,
+    /// The largest photo accepted, in bytes.
+    pub photo_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             session_policy: store::auth::SessionPolicy::default(),
             secure_cookies: false,
             audit_reads: true,
+            photo_max_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -110,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(catalogue::routes())
         .merge(incidents::routes())
         .merge(inbox::routes())
+        .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)

@@ -17,6 +17,7 @@ pub mod index;
 pub mod scoped;
 mod migrations;
 pub mod notifications;
+pub mod photos;
 #[cfg(feature = "testing")]
 pub mod testing;
 

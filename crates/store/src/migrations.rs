@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_notifications.sql"),
         postgres: include_str!("../migrations/postgres/0005_notifications.sql"),
     },
+    Migration {
+        version: 6,
+        name: "photos",
+        sqlite: include_str!("../migrations/sqlite/0006_photos.sql"),
+        postgres: include_str!("../migrations/postgres/0006_photos.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

@@ -316,6 +316,28 @@ impl IncidentDesk<'_> {
         }
     }
 
+    /// Add a photo (stripped of metadata by the caller) to an incident in scope.
+    pub async fn add_photo(&self, id: i64, mime: &str, bytes: Vec<u8>) -> Result<crate::photos::PhotoRef, StoreError> {
+        match self.s.db.incident(id).await? {
+            Some(i) if self.scope.contains(&i) && i.loop_.state != domain::incident::State::Voided => {
+                self.s.db.add_photo(&self.s.actor, id, mime, bytes).await
+            }
+            _ => Err(self.s.deny("incident.photo", "incident", &id.to_string()).await),
+        }
+    }
+
+    /// A photo of an incident in scope.
+    pub async fn photo(&self, hash: &str) -> Result<(String, Vec<u8>), StoreError> {
+        for id in self.s.db.photo_incidents(hash).await? {
+            if self.s.db.incident(id).await?.is_some_and(|i| self.scope.contains(&i)) {
+                if let Some(p) = self.s.db.photo_bytes(hash).await? {
+                    return Ok(p);
+                }
+            }
+        }
+        Err(self.s.deny("photo.read", "photo", hash).await)
+    }
+
     /// Open incidents of the same category within 50 m and 72 h (duplicate suggestions), in scope.
     pub async fn duplicate_candidates(&self, i: &Incident) -> Result<Vec<Incident>, StoreError> {
         let near = self.s.db.nearby_open(i, 50.0, 72).await?;

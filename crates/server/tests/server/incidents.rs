@@ -13,6 +13,7 @@ on_both_backends!(
     time_limits_run_on_the_work_calendar,
     duplicates_are_suggested_and_merged,
     inboxes_and_the_time_limit_watcher,
+    photos_are_typed_by_content_and_lose_their_location,
 );
 
 async fn with_catalogue(d: Dialect) -> Option<TestApp> {
@@ -394,4 +395,59 @@ async fn staff_work_incidents_in_the_web_ui() {
     let stranger = app.user("ui.stranger", Role::GridWorker, &other_grid).await;
     let s = app.db.create_session(stranger.id, "test").await.expect("session");
     assert_eq!(app.send(Req::new(Method::GET, &format!("/incidents/{id}")).header("cookie", &format!("cg_session={}", s.id))).await.status, StatusCode::NOT_FOUND);
+}
+
+/// A minimal JPEG whose EXIF segment carries a GPS position.
+fn jpeg_with_gps() -> Vec<u8> {
+    let exif = b"Exif\0\0GPSLatitude 27.2401 GPSLongitude 111.4599";
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    b.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    b.extend_from_slice(exif);
+    b.extend_from_slice(&[0xFF, 0xDB, 0x00, 0x04, 0x01, 0x02]);
+    b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0x22, 0x33, 0xFF, 0xD9]);
+    b
+}
+
+async fn photos_are_typed_by_content_and_lose_their_location(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, grid) = inside(&app, 8);
+    let worker = app.user("ph.worker", Role::GridWorker, &grid).await;
+    let id = app
+        .send(Req::new(Method::POST, "/api/v1/incidents").token(&worker.token).json(json!({
+            "category": "C0101", "description": "井盖缺失", "location": {"lat": lat, "lon": lon}
+        })))
+        .await
+        .json()["id"]
+        .as_i64()
+        .expect("id");
+    let upload = |t: &TestUser, name: &str, bytes: Vec<u8>| {
+        let mut r = Req::new(Method::POST, &format!("/api/v1/incidents/{id}/photos")).token(&t.token).header("content-type", name);
+        r = r.body_bytes(bytes);
+        app.send(r)
+    };
+    // The content decides the type: a JPEG sent as text is a JPEG; text sent as a JPEG is refused.
+    let r = upload(&worker, "text/plain", jpeg_with_gps()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let p = r.json();
+    assert_eq!(p["mime"], "image/jpeg");
+    let hash = p["hash"].as_str().expect("hash").to_string();
+    upload(&worker, "image/jpeg", b"<script>alert(1)</script>".to_vec()).await.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    upload(&worker, "image/jpeg", vec![0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF]).await.assert_problem(StatusCode::BAD_REQUEST, "damaged_image");
+    let mut big = jpeg_with_gps();
+    big.resize(10 * 1024 * 1024 + 1, 0);
+    upload(&worker, "image/jpeg", big).await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "photo_too_large");
+    // The same photo twice is stored once.
+    assert_eq!(upload(&worker, "image/jpeg", jpeg_with_gps()).await.json()["hash"], hash.as_str());
+    let detail = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&worker.token)).await.json();
+    assert_eq!(detail["photos"].as_array().map(Vec::len), Some(1));
+    // What comes back has no GPS position.
+    let r = app.send(Req::new(Method::GET, &format!("/api/v1/photos/{hash}")).token(&worker.token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type(), "image/jpeg");
+    assert!(!r.body.contains("GPS") && !r.body.contains("Exif"));
+    // Outside the incident's scope the photo does not exist.
+    let (_, _, far) = inside(&app, 40);
+    let stranger = app.user("ph.stranger", Role::GridWorker, &far).await;
+    app.send(Req::new(Method::GET, &format!("/api/v1/photos/{hash}")).token(&stranger.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    upload(&stranger, "image/jpeg", jpeg_with_gps()).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
 }

@@ -91,17 +91,23 @@ pub struct Req {
     uri: String,
     headers: Vec<(String, String)>,
     body: Option<(String, String)>,
+    raw: Option<Vec<u8>>,
 }
 
 impl Req {
     pub fn new(method: Method, uri: &str) -> Req {
-        Req { method, uri: uri.to_string(), headers: Vec::new(), body: None }
+        Req { method, uri: uri.to_string(), headers: Vec::new(), body: None, raw: None }
     }
     pub fn token(self, t: &str) -> Req {
         self.header("authorization", &format!("Bearer {t}"))
     }
     pub fn header(mut self, k: &str, v: &str) -> Req {
         self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+    /// A raw body; the content type is whatever header the test set.
+    pub fn body_bytes(mut self, b: Vec<u8>) -> Req {
+        self.raw = Some(b);
         self
     }
     pub fn json(mut self, v: Value) -> Req {
@@ -168,12 +174,13 @@ impl TestApp {
         for (k, v) in &r.headers {
             req = req.header(k, v);
         }
-        let body = match r.body {
-            Some((ct, b)) => {
+        let body = match (r.body, r.raw) {
+            (Some((ct, b)), _) => {
                 req = req.header(header::CONTENT_TYPE, ct);
                 Body::from(b)
             }
-            None => Body::empty(),
+            (None, Some(raw)) => Body::from(raw),
+            (None, None) => Body::empty(),
         };
         let res = self.router.clone().oneshot(req.body(body).expect("request")).await.expect("response");
         let status = res.status();
