@@ -91,9 +91,9 @@ mod tests {
     fn points_refuse_nan_and_range() {
         assert_eq!(parse_point("27.24", "111.46"), Ok((27.24, 111.46)));
         for (lat, lon) in [("NaN", "111"), ("91", "111"), ("x", "1"), ("inf", "1"), ("", "1")] {
-            assert_eq!(parse_point(lat, lon).unwrap_err().code(), "invalid_latitude");
+            assert_eq!(parse_point(lat, lon).expect_err("refused").code(), "invalid_latitude");
         }
-        assert_eq!(parse_point("27", "181").unwrap_err().code(), "invalid_longitude");
-        assert_eq!(parse_point("27", "-nan").unwrap_err().code(), "invalid_longitude");
+        assert_eq!(parse_point("27", "181").expect_err("refused").code(), "invalid_longitude");
+        assert_eq!(parse_point("27", "-nan").expect_err("refused").code(), "invalid_longitude");
     }
 }

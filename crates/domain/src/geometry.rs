@@ -326,10 +326,8 @@ fn check_grid_overlaps(
     // community → [(feature index or None for stored, record)]
     let mut by_community: BTreeMap<&AreaCode, Vec<(Option<usize>, &AreaRecord)>> = BTreeMap::new();
     for (i, r) in features {
-        if r.level == Level::Grid {
-            if let Some(p) = &r.parent {
-                by_community.entry(p).or_default().push((Some(*i), r));
-            }
+        if let (Level::Grid, Some(p)) = (r.level, &r.parent) {
+            by_community.entry(p).or_default().push((Some(*i), r));
         }
     }
     for r in existing.values() {

@@ -181,6 +181,19 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{path}?{}", q.join("&")))
 }
 
+/// Begin a transaction that holds the store's write lock (see `Db::write_tx`).
+pub(crate) async fn begin_write(pool: &AnyPool, dialect: Dialect) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    match dialect {
+        Dialect::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
+        Dialect::Postgres => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
+            Ok(tx)
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,14 +208,4 @@ mod tests {
     }
 }
 
-/// Begin a transaction that holds the store's write lock (see `Db::write_tx`).
-pub(crate) async fn begin_write(pool: &AnyPool, dialect: Dialect) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-    match dialect {
-        Dialect::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
-        Dialect::Postgres => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
-            Ok(tx)
-        }
-    }
-}
+

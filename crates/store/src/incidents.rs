@@ -353,11 +353,10 @@ impl Db {
         let mut out = Vec::new();
         for r in &rows {
             let other = incident(r)?;
-            if let (Some(a), Some(b)) = (other.lat, other.lon) {
-                if metres_between(lat, lon, a, b) <= metres {
+            if let (Some(a), Some(b)) = (other.lat, other.lon)
+                && metres_between(lat, lon, a, b) <= metres {
                     out.push(other);
                 }
-            }
         }
         Ok(out)
     }

@@ -276,11 +276,10 @@ pub struct CalendarEditor<'s> {
 impl CalendarEditor<'_> {
     /// Mark a day as a holiday or a make-up workday, or (None) return it to the weekly pattern.
     pub async fn set_day(&self, day: domain::calendar::Day, entry: Option<(crate::catalogue::DayKind, &str)>) -> Result<(), StoreError> {
-        if let Some((_, name)) = entry {
-            if name.trim().is_empty() {
+        if let Some((_, name)) = entry
+            && name.trim().is_empty() {
                 return Err(StoreError::Invalid { code: "invalid_day_name", message: "a holiday or make-up workday needs a name".into() });
             }
-        }
         self.s.db.set_calendar_day(&self.s.actor, day, entry).await
     }
 }
@@ -329,11 +328,10 @@ impl IncidentDesk<'_> {
     /// A photo of an incident in scope.
     pub async fn photo(&self, hash: &str) -> Result<(String, Vec<u8>), StoreError> {
         for id in self.s.db.photo_incidents(hash).await? {
-            if self.s.db.incident(id).await?.is_some_and(|i| self.scope.contains(&i)) {
-                if let Some(p) = self.s.db.photo_bytes(hash).await? {
+            if self.s.db.incident(id).await?.is_some_and(|i| self.scope.contains(&i))
+                && let Some(p) = self.s.db.photo_bytes(hash).await? {
                     return Ok(p);
                 }
-            }
         }
         Err(self.s.deny("photo.read", "photo", hash).await)
     }
