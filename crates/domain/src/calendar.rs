@@ -80,6 +80,28 @@ pub enum Warning {
     Red,
 }
 
+/// The two instants of a running step's time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepClock {
+    /// From here on the step is yellow (80 % of its working time used).
+    pub warn_at: i64,
+    /// After this instant the step is red (overdue).
+    pub due_at: i64,
+}
+
+impl StepClock {
+    /// The colour at `now`: green before `warn_at`, red after `due_at`.
+    pub fn warning(&self, now: i64) -> Warning {
+        if now > self.due_at {
+            Warning::Red
+        } else if now >= self.warn_at {
+            Warning::Yellow
+        } else {
+            Warning::Green
+        }
+    }
+}
+
 /// Working days and hours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkCalendar {
@@ -115,7 +137,8 @@ impl WorkCalendar {
         self.periods.iter().map(|(a, b)| i64::from(b.saturating_sub(*a))).sum()
     }
 
-    fn limit_ms(&self, limit: TimeLimit) -> i64 {
+    /// A limit as working time (ms).
+    pub fn limit_ms(&self, limit: TimeLimit) -> i64 {
         match limit {
             TimeLimit::WorkingHours(h) => i64::from(h) * 60 * MINUTE_MS,
             TimeLimit::WorkingDays(d) => i64::from(d) * self.minutes_per_day() * MINUTE_MS,
@@ -173,17 +196,16 @@ impl WorkCalendar {
         total
     }
 
+    /// When a step that started at `start` with `allowed_ms` of working time turns yellow
+    /// (80 % used) and when it is due. Stored with the incident, so that the board filters
+    /// by colour and the watcher finds overdue steps without recomputing every deadline.
+    pub fn step_clock(&self, start: i64, allowed_ms: i64) -> StepClock {
+        StepClock { warn_at: self.add_working(start, (allowed_ms * 4 + 4) / 5), due_at: self.add_working(start, allowed_ms) }
+    }
+
     /// The warning colour of a step that started at `start` with `limit`, seen at `now`.
     pub fn warning(&self, start: i64, limit: TimeLimit, now: i64) -> Warning {
-        let allowed = self.limit_ms(limit);
-        let used = self.working_between(start, now);
-        if used > allowed {
-            Warning::Red
-        } else if used * 5 >= allowed * 4 {
-            Warning::Yellow
-        } else {
-            Warning::Green
-        }
+        self.step_clock(start, self.limit_ms(limit)).warning(now)
     }
 }
 
@@ -270,11 +292,16 @@ mod tests {
         assert_eq!(c.warning(start, limit, at(2026, 11, 25, 14, 0)), Warning::Green);
         // 6.5 h on Wednesday + 1.5 h on Thursday = 8 h = 80 %.
         assert_eq!(c.warning(start, limit, at(2026, 11, 26, 10, 0)), Warning::Yellow);
-        // 6.5 h + 3.5 h: the limit is reached at Thursday 12:00, and over the lunch break it
-        // is still exactly used up (yellow); a minute into the afternoon, red.
+        // 6.5 h + 3.5 h: the limit is reached at Thursday 12:00; at the deadline it is still
+        // yellow, and once it has passed (over the lunch break too) it is red.
         assert_eq!(c.deadline(start, limit), at(2026, 11, 26, 12, 0));
-        assert_eq!(c.warning(start, limit, at(2026, 11, 26, 14, 30)), Warning::Yellow);
-        assert_eq!(c.warning(start, limit, at(2026, 11, 26, 14, 31)), Warning::Red);
+        assert_eq!(c.warning(start, limit, at(2026, 11, 26, 12, 0)), Warning::Yellow);
+        assert_eq!(c.warning(start, limit, at(2026, 11, 26, 12, 1)), Warning::Red);
+        assert_eq!(c.warning(start, limit, at(2026, 11, 26, 14, 30)), Warning::Red);
+        // The stored clock says the same.
+        let clock = c.step_clock(start, c.limit_ms(limit));
+        assert_eq!(clock.due_at, at(2026, 11, 26, 12, 0));
+        assert_eq!(clock.warn_at, at(2026, 11, 26, 10, 0));
         // The weekend does not count.
         assert_eq!(c.working_between(at(2026, 11, 27, 17, 30), at(2026, 11, 30, 8, 30)), 0);
     }

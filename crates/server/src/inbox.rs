@@ -1,6 +1,5 @@
 //! The in-app inbox, the time-limit watcher and outbound delivery of notifications.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -73,9 +72,7 @@ impl Outbound for LogOutbound {
 
 /// Run one pass of the time-limit watcher.
 pub async fn watch_once(state: &AppState) -> Result<Vec<i64>, store::StoreError> {
-    let calendar = state.db.work_calendar().await?;
-    let limits: HashMap<_, _> = state.db.categories().await?.into_iter().filter_map(|c| c.limits.map(|l| (c.code, l))).collect();
-    state.db.watch_time_limits(&calendar, &limits).await
+    state.db.watch_time_limits().await
 }
 
 /// The watcher every minute, and outbound delivery of new notifications, until the process ends.

@@ -80,6 +80,14 @@ pub struct IncidentDto {
     pub assignee_area: Option<String>,
     pub supervised: bool,
     pub extension_pending: bool,
+    /// Working hours asked for by the pending extension request.
+    pub extension_requested_hours: i64,
+    /// Working hours added to the running step's limit by approved extensions.
+    pub extension_granted_hours: i64,
+    /// Some step of this incident ran past its limit.
+    pub late: bool,
+    /// When it was closed (结案), ms UTC.
+    pub closed_at: Option<i64>,
     pub returns: u32,
     pub reworks: u32,
     pub rating: Option<i64>,
@@ -96,32 +104,25 @@ pub struct IncidentDto {
     pub warning: Option<String>,
 }
 
-/// The work calendar and the categories' limits, read once per request.
+/// The instant a response's warning colours are computed for.
 pub struct Clocks {
-    calendar: domain::calendar::WorkCalendar,
-    limits: std::collections::HashMap<String, domain::catalogue::StepLimits>,
     now: i64,
 }
 
 impl Clocks {
+    /// The instant the warning colours are seen at (the steps' clocks are stored with the
+    /// incidents: see `store::timing`).
     pub async fn load(state: &AppState) -> Result<Clocks, ApiError> {
-        let limits = state.db.categories().await?.into_iter().filter_map(|c| c.limits.map(|l| (c.code, l))).collect();
-        Ok(Clocks { calendar: state.db.work_calendar().await?, limits, now: state.db.now_ms() })
+        Ok(Clocks { now: state.db.now_ms() })
     }
 
     /// The running step, its deadline and its warning colour.
     pub fn of(&self, i: &Incident) -> (Option<domain::incident::Step>, Option<i64>, Option<domain::calendar::Warning>) {
-        use domain::incident::Step;
-        let Some(step) = i.loop_.state.step() else { return (None, None, None) };
-        let Some(l) = self.limits.get(&i.category) else { return (Some(step), None, None) };
-        let limit = match step {
-            Step::File => l.file,
-            Step::Dispatch => l.dispatch,
-            Step::Handle => l.handle,
-            Step::Verify => l.verify,
-        };
-        let deadline = self.calendar.deadline(i.step_started_at, limit);
-        (Some(step), Some(deadline), Some(self.calendar.warning(i.step_started_at, limit, self.now)))
+        let step = i.loop_.state.step();
+        match (step, i.clock) {
+            (Some(s), Some(c)) => (Some(s), Some(c.due_at), Some(c.warning(self.now))),
+            _ => (step, None, None),
+        }
     }
 }
 
@@ -174,6 +175,10 @@ impl IncidentDto {
             assignee_area: i.assignee_area.as_ref().map(ToString::to_string),
             supervised: i.loop_.supervised,
             extension_pending: i.loop_.extension_pending,
+            extension_requested_hours: i.extension_requested_ms / 3_600_000,
+            extension_granted_hours: i.extension_ms / 3_600_000,
+            late: i.late,
+            closed_at: i.closed_at,
             returns: i.loop_.returns,
             reworks: i.loop_.reworks,
             rating: i.rating,
@@ -359,6 +364,9 @@ pub struct IncidentPage {
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", operation_id = "listIncidents",
     params(
         ("state" = Option<String>, Query), ("category" = Option<String>, Query),
+        ("area" = Option<String>, Query, description = "An area code: that subtree only (within your scope)"),
+        ("department" = Option<String>, Query), ("source" = Option<String>, Query, description = "grid_patrol, resident, hotline, camera, leader"),
+        ("warning" = Option<String>, Query, description = "green, yellow or red: running steps of that colour now"),
         ("before" = Option<i64>, Query, description = "Cursor: incidents with a smaller id"),
         ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
     ),
@@ -369,23 +377,41 @@ pub async fn list(State(state): State<AppState>, ApiCaller(c): ApiCaller, q: Par
     let Some(desk) = s.incidents() else {
         return Err(s.deny("incident.list", "incident", "*").await.into());
     };
-    let num = |k: &str, lo: i64, hi: i64| -> Result<Option<i64>, ApiError> {
-        q.0.get(k)
-            .filter(|v| !v.is_empty())
-            .map(|v| v.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| ApiError::bad_request("invalid_query", format!("{k} must be a number from {lo} to {hi}"))))
-            .transpose()
-    };
-    let state_filter = q.0.get("state").filter(|v| !v.is_empty()).map(|v| v.parse().map_err(|e: String| ApiError::bad_request("invalid_state", e))).transpose()?;
-    let f = IncidentFilter {
-        state: state_filter,
-        category: q.0.get("category").filter(|v| !v.is_empty()).cloned(),
-        before_id: num("before", 1, i64::MAX)?,
-        limit: num("limit", 1, 500)?.unwrap_or(50),
-    };
+    let f = filter_of(&q, state.db.now_ms())?;
     let items = desk.list(&f).await?;
     let next_before = (items.len() as i64 == f.limit).then(|| items.last().map(|i| i.id)).flatten();
     let clocks = Clocks::load(&state).await?;
     Ok(Json(IncidentPage { items: items.iter().map(|i| IncidentDto::new(i, &clocks)).collect(), next_before }))
+}
+
+/// A list filter from query parameters (shared by the API and the board): state,
+/// category, area (a code prefix within the caller's scope), department, source,
+/// warning (green, yellow, red, seen at `now`), before and limit.
+pub fn filter_of(q: &Params, now: i64) -> Result<IncidentFilter, ApiError> {
+    let get = |k: &str| q.0.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let num = |k: &str, lo: i64, hi: i64| -> Result<Option<i64>, ApiError> {
+        get(k)
+            .map(|v| v.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| ApiError::bad_request("invalid_query", format!("{k} must be a number from {lo} to {hi}"))))
+            .transpose()
+    };
+    let warning = get("warning")
+        .map(|w| match w {
+            "green" => Ok(domain::calendar::Warning::Green),
+            "yellow" => Ok(domain::calendar::Warning::Yellow),
+            "red" => Ok(domain::calendar::Warning::Red),
+            other => Err(ApiError::bad_request("invalid_warning", format!("warning must be green, yellow or red, not {other:?}"))),
+        })
+        .transpose()?;
+    Ok(IncidentFilter {
+        state: get("state").map(|v| v.parse().map_err(|e: String| ApiError::bad_request("invalid_state", e))).transpose()?,
+        category: get("category").map(str::to_string),
+        area: get("area").map(AreaCode::parse).transpose()?,
+        department: get("department").map(str::to_string),
+        source: get("source").map(|v| Source::parse(v).ok_or_else(|| ApiError::bad_request("invalid_source", format!("unknown source {v:?}")))).transpose()?,
+        warning: warning.map(|w| (w, now)),
+        before_id: num("before", 1, i64::MAX)?,
+        limit: num("limit", 1, 500)?.unwrap_or(50),
+    })
 }
 
 fn incident_id(raw: &str) -> Result<i64, ApiError> {
@@ -436,6 +462,8 @@ pub struct TransitionRequest {
     pub rating: Option<u8>,
     /// merge: the id of the incident that survives.
     pub into: Option<i64>,
+    /// request_extension: how much more working time, in working hours (1–390).
+    pub extension_hours: Option<u32>,
 }
 
 /// Move an incident through the loop. An action the state does not allow answers 409 and
@@ -467,6 +495,7 @@ pub async fn transition(
         note: req.note,
         rating: req.rating,
         into: req.into,
+        extension_hours: req.extension_hours,
     };
     match desk.transition(id, req.version, action, &input).await {
         Ok(inc) => Ok(Json(IncidentDto::new(&inc, &Clocks::load(&state).await?))),

@@ -79,6 +79,10 @@ impl AppState {
     /// Build the state: the grid index is loaded from the store.
     pub async fn new(db: Db, config: ServerConfig) -> Result<AppState, store::StoreError> {
         let grids = Arc::new(GridFollower::start(&db).await?);
+        let clocks = db.fill_missing_clocks().await?;
+        if clocks > 0 {
+            tracing::info!(incidents = clocks, "open incidents given their stored time limits");
+        }
         db.set_audit_reads(config.audit_reads);
         if !config.audit_reads {
             tracing::warn!("audit_reads is off: reads of personal records leave no audit row (for measurements only)");

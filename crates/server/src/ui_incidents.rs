@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use domain::incident::Action;
 use serde::Deserialize;
-use store::incidents::{IncidentFilter, TransitionFailure, TransitionInput};
+use store::incidents::{TransitionFailure, TransitionInput};
 
 use crate::AppState;
 use crate::api::Params;
@@ -59,7 +59,10 @@ async fn board(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, 
         return Err(crate::ui::not_found_page(&ctx.path));
     };
     let wanted = q.0.get("state").cloned().unwrap_or_default();
-    let f = IncidentFilter { state: wanted.parse().ok(), limit: 200, ..IncidentFilter::default() };
+    let mut f = crate::incidents::filter_of(&q, state.db.now_ms()).unwrap_or_default();
+    if !q.0.contains_key("limit") {
+        f.limit = 200;
+    }
     let items = desk.list(&f).await.map_err(|e| ApiError::from(e).into_response())?;
     let clocks = Clocks::load(&state).await.map_err(IntoResponse::into_response)?;
     let names = category_names(&state).await?;
@@ -162,6 +165,8 @@ struct ActForm {
     rating: String,
     #[serde(default)]
     into: String,
+    #[serde(default)]
+    extension_hours: String,
 }
 
 async fn act(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<ActForm>) -> Result<Response, Response> {
@@ -178,6 +183,7 @@ async fn act(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Pa
         note: f.note,
         rating: f.rating.parse().ok(),
         into: f.into.parse().ok(),
+        extension_hours: f.extension_hours.trim().parse().ok(),
     };
     match desk.transition(id, f.version, action, &input).await {
         Ok(_) => Ok(Redirect::to(&format!("/incidents/{id}")).into_response()),

@@ -61,6 +61,15 @@ fn category(r: &AnyRow) -> Result<Category, StoreError> {
     })
 }
 
+pub(crate) async fn categories_on(conn: &mut sqlx::AnyConnection) -> Result<Vec<Category>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT code, name, kind, parent, department, file_limit, dispatch_limit, handle_limit, verify_limit, on_spot FROM categories ORDER BY code",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(category).collect()
+}
+
 impl Db {
     /// Store departments, categories and calendar days (the demo's, or a district's own),
     /// replacing entries with the same codes, in one transaction.
@@ -112,9 +121,17 @@ impl Db {
         for d in days {
             upsert_day(&mut tx, d).await?;
         }
-        let detail = format!("{} departments, {} categories, {} calendar days", departments.len(), categories.len(), days.len());
+        let timing = crate::timing::load(&mut tx).await?;
+        let open = crate::timing::recompute(&mut tx, &timing, false).await?;
+        let detail = format!(
+            "{} departments, {} categories, {} calendar days; {open} open incidents' time limits recomputed",
+            departments.len(),
+            categories.len(),
+            days.len()
+        );
         audit::append(self, &mut tx, actor.entry("catalogue.load", "catalogue", "", "ok", &detail)).await?;
         tx.commit().await?;
+        self.timing_cache.clear();
         Ok(())
     }
 
@@ -124,12 +141,8 @@ impl Db {
     }
 
     pub async fn categories(&self) -> Result<Vec<Category>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT code, name, kind, parent, department, file_limit, dispatch_limit, handle_limit, verify_limit, on_spot FROM categories ORDER BY code",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(category).collect()
+        let mut conn = self.pool.acquire().await?;
+        categories_on(&mut conn).await
     }
 
     /// Calendar entries between two days, inclusive.
@@ -171,8 +184,12 @@ impl Db {
                 "normal".to_string()
             }
         };
+        let timing = crate::timing::load(&mut tx).await?;
+        let open = crate::timing::recompute(&mut tx, &timing, false).await?;
+        let detail = format!("{detail}; {open} open incidents' time limits recomputed");
         audit::append(self, &mut tx, actor.entry("calendar.update", "calendar_day", &day.to_string(), "ok", &detail)).await?;
         tx.commit().await?;
+        self.timing_cache.clear();
         Ok(())
     }
 }

@@ -69,6 +69,8 @@ pub struct Db {
     pub(crate) audit_sink: crate::audit::AuditSink,
     /// Recently read tokens and accounts (see `auth.rs`).
     pub(crate) auth_cache: Arc<crate::auth::AuthCache>,
+    /// The calendar and step limits (see `timing.rs`).
+    pub(crate) timing_cache: Arc<crate::timing::TimingCache>,
 }
 
 impl std::fmt::Debug for Db {
@@ -120,6 +122,7 @@ impl Db {
             audit_reads: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             audit_sink,
             auth_cache: Arc::new(crate::auth::AuthCache::default()),
+            timing_cache: Arc::new(crate::timing::TimingCache::default()),
         };
         migrations::run(&db).await?;
         Ok(db)

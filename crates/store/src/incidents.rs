@@ -3,6 +3,7 @@
 //! transaction, guarded by the incident's version, so two dispatchers cannot both win.
 
 use domain::access::mask_phone;
+use domain::calendar::{StepClock, Warning};
 use domain::incident::{self, Action, Loop, State, TransitionError};
 use domain::{AreaCode, Level, Phone, Principal, Role};
 use serde::Serialize;
@@ -84,6 +85,15 @@ pub struct Incident {
     pub created_at: i64,
     pub updated_at: i64,
     pub step_started_at: i64,
+    /// The running step's time limit (None: no step runs, or the category has no limits).
+    pub clock: Option<StepClock>,
+    /// Working time granted to the running step by approved extensions (延期).
+    pub extension_ms: i64,
+    /// Working time asked for by a pending extension request.
+    pub extension_requested_ms: i64,
+    /// Some step ran past its limit.
+    pub late: bool,
+    pub closed_at: Option<i64>,
 }
 
 /// One step of an incident's timeline.
@@ -111,7 +121,12 @@ pub struct TransitionInput {
     pub rating: Option<u8>,
     /// merge: the incident that survives.
     pub into: Option<i64>,
+    /// request_extension: how much more working time, in working hours.
+    pub extension_hours: Option<u32>,
 }
+
+/// The longest extension one request may ask for: 60 working days of 6.5 h.
+pub const MAX_EXTENSION_HOURS: u32 = 390;
 
 /// Why a transition did not happen.
 #[derive(Debug)]
@@ -135,15 +150,15 @@ impl From<sqlx::Error> for TransitionFailure {
     }
 }
 
-const COLUMNS: &str = "id, receipt, category, description, lat, lon, address, grid, area_code, level, source, state, department, \
+pub(crate) const COLUMNS: &str = "id, receipt, category, description, lat, lon, address, grid, area_code, level, source, state, department, \
     assignee_area, supervised, reopened, extension_pending, on_spot_allowed, returns, reworks, rating, merged_into, reporter_phone, version, \
-    created_at, updated_at, step_started_at";
+    created_at, updated_at, step_started_at, warn_at, due_at, extension_ms, extension_requested_ms, late, closed_at";
 
 fn code(v: Option<String>, col: &str) -> Result<Option<AreaCode>, StoreError> {
     v.map(|c| AreaCode::parse(&c).map_err(|e| StoreError::Corrupt(format!("incidents.{col}: {e}")))).transpose()
 }
 
-fn incident(r: &AnyRow) -> Result<Incident, StoreError> {
+pub(crate) fn incident(r: &AnyRow) -> Result<Incident, StoreError> {
     let corrupt = |col: &str, e: String| StoreError::Corrupt(format!("incidents.{col}: {e}"));
     let state: String = r.try_get("state")?;
     let level: String = r.try_get("level")?;
@@ -179,6 +194,14 @@ fn incident(r: &AnyRow) -> Result<Incident, StoreError> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         step_started_at: r.try_get("step_started_at")?,
+        clock: match (r.try_get::<Option<i64>, _>("warn_at")?, r.try_get::<Option<i64>, _>("due_at")?) {
+            (Some(warn_at), Some(due_at)) => Some(StepClock { warn_at, due_at }),
+            _ => None,
+        },
+        extension_ms: r.try_get("extension_ms")?,
+        extension_requested_ms: r.try_get("extension_requested_ms")?,
+        late: flag("late")?,
+        closed_at: r.try_get("closed_at")?,
     })
 }
 
@@ -205,6 +228,13 @@ fn new_receipt(now: i64) -> Result<String, StoreError> {
 pub struct IncidentFilter {
     pub state: Option<State>,
     pub category: Option<String>,
+    /// Only those owned by (or dispatched to) this area's subtree, within the scope.
+    pub area: Option<AreaCode>,
+    /// Only those dispatched to this department.
+    pub department: Option<String>,
+    pub source: Option<Source>,
+    /// Only running steps of this colour at `now`.
+    pub warning: Option<(Warning, i64)>,
     /// Only ids below this one (the next page of a newest-first list).
     pub before_id: Option<i64>,
     pub limit: i64,
@@ -226,6 +256,7 @@ impl Db {
         if new.point.is_none() && new.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
             return Err(StoreError::Invalid { code: "location_required", message: "a report needs a location or an address".into() });
         }
+        let timing = self.timing().await?;
         let mut tx = self.write_tx().await?;
         if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
             let found = sqlx::query("SELECT incident_id FROM idempotency_keys WHERE account_id = $1 AND key = $2")
@@ -261,11 +292,12 @@ impl Db {
         };
         let level = if new.grid.is_some() { Level::Grid } else { Level::District };
         let now = self.now_ms();
+        let clock = timing.clock(&new.category, domain::incident::Step::File, now, 0);
         let receipt = new_receipt(now)?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO incidents (receipt, category, description, lat, lon, address, grid, area_code, level, source, state, on_spot_allowed, \
-             reporter_account, reporter_phone, version, created_at, updated_at, step_started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11, $12, $13, 1, $14, $14, $14) RETURNING {COLUMNS}"
+             reporter_account, reporter_phone, version, created_at, updated_at, step_started_at, warn_at, due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11, $12, $13, 1, $14, $14, $14, $15, $16) RETURNING {COLUMNS}"
         )))
         .bind(&receipt)
         .bind(&new.category)
@@ -281,6 +313,8 @@ impl Db {
         .bind(reporter_account)
         .bind(new.reporter_phone.as_ref().map(|p| p.as_str().to_string()))
         .bind(now)
+        .bind(clock.map(|c| c.warn_at))
+        .bind(clock.map(|c| c.due_at))
         .fetch_one(&mut *tx)
         .await?;
         let inc = incident(&row)?;
@@ -406,6 +440,26 @@ impl Db {
             texts.push(c.clone());
             clauses.push(format!("category = ${}", texts.len()));
         }
+        if let Some(a) = &f.area {
+            texts.push(format!("{a}%"));
+            clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+        }
+        if let Some(d) = &f.department {
+            texts.push(d.clone());
+            clauses.push(format!("department = ${}", texts.len()));
+        }
+        if let Some(src) = f.source {
+            texts.push(src.as_str().into());
+            clauses.push(format!("source = ${}", texts.len()));
+        }
+        if let Some((w, now)) = f.warning {
+            // Integers are formatted, not bound: texts are the only binds here.
+            clauses.push(match w {
+                Warning::Green => format!("warn_at > {now}"),
+                Warning::Yellow => format!("warn_at <= {now} AND due_at >= {now}"),
+                Warning::Red => format!("due_at < {now}"),
+            });
+        }
         if let Some(b) = f.before_id {
             clauses.push(format!("id < {b}"));
         }
@@ -427,6 +481,14 @@ impl Db {
         action: Action,
         input: &TransitionInput,
     ) -> Result<Incident, TransitionFailure> {
+        if action == Action::RequestExtension && !input.extension_hours.is_some_and(|h| (1..=MAX_EXTENSION_HOURS).contains(&h)) {
+            return Err(StoreError::Invalid {
+                code: "invalid_extension",
+                message: format!("an extension request needs extension_hours, 1 to {MAX_EXTENSION_HOURS} working hours"),
+            }
+            .into());
+        }
+        let timing = self.timing().await?;
         let mut tx = self.write_tx().await?;
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await?;
@@ -490,12 +552,36 @@ impl Db {
             }
             _ => {}
         }
-        let step_started = if next.state != cur.loop_.state { now } else { cur.step_started_at };
+        let step_changed = next.state != cur.loop_.state;
+        let step_started = if step_changed { now } else { cur.step_started_at };
         let rating = if action == Action::Evaluate { input.rating.map(i64::from) } else { cur.rating };
+        // The step's clock: a new step starts a new one; an approved extension adds the
+        // working time asked for to the running one.
+        let (mut extension_ms, mut requested_ms) = if step_changed { (0, 0) } else { (cur.extension_ms, cur.extension_requested_ms) };
+        match action {
+            Action::RequestExtension => requested_ms = i64::from(input.extension_hours.unwrap_or(0)) * 3_600_000,
+            Action::ApproveExtension => (extension_ms, requested_ms) = (extension_ms + requested_ms, 0),
+            Action::DenyExtension => requested_ms = 0,
+            _ => {}
+        }
+        let clock = match next.state.step() {
+            Some(step) if step_changed || action == Action::ApproveExtension => timing.clock(&cur.category, step, step_started, extension_ms),
+            Some(_) => cur.clock,
+            None => None,
+        };
+        // A step that ends past its deadline makes the incident late (the watcher marks
+        // steps that are still running).
+        let late = cur.late || (step_changed && cur.clock.is_some_and(|c| now > c.due_at));
+        let closed_at = match next.state {
+            State::Closed if cur.loop_.state != State::Closed => Some(now),
+            State::Closed | State::Evaluated => cur.closed_at,
+            _ => None,
+        };
         let n = sqlx::query(
             "UPDATE incidents SET state = $1, level = $2, area_code = $3, department = $4, assignee_area = $5, supervised = $6, reopened = $7, \
              extension_pending = $8, returns = $9, reworks = $10, rating = $11, version = version + 1, updated_at = $12, step_started_at = $13, \
-             merged_into = $16 WHERE id = $14 AND version = $15",
+             merged_into = $16, warn_at = $17, due_at = $18, extension_ms = $19, extension_requested_ms = $20, late = $21, closed_at = $22 \
+             WHERE id = $14 AND version = $15",
         )
         .bind(next.state.as_str())
         .bind(next.level.as_str())
@@ -513,6 +599,12 @@ impl Db {
         .bind(id)
         .bind(version)
         .bind(merged_into)
+        .bind(clock.map(|c| c.warn_at))
+        .bind(clock.map(|c| c.due_at))
+        .bind(extension_ms)
+        .bind(requested_ms)
+        .bind(i64::from(late))
+        .bind(closed_at)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -15,6 +15,7 @@ pub mod db;
 pub mod incidents;
 pub mod index;
 pub mod scoped;
+pub mod timing;
 mod migrations;
 pub mod notifications;
 pub mod photos;

@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_photos.sql"),
         postgres: include_str!("../migrations/postgres/0006_photos.sql"),
     },
+    Migration {
+        version: 7,
+        name: "step_clock",
+        sqlite: include_str!("../migrations/sqlite/0007_step_clock.sql"),
+        postgres: include_str!("../migrations/postgres/0007_step_clock.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

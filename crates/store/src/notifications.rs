@@ -1,9 +1,6 @@
 //! The in-app inbox (what needs someone's action) and the time-limit watcher that marks
 //! overdue steps, notifies and escalates by policy, exactly once per step.
 
-use std::collections::HashMap;
-
-use domain::calendar::WorkCalendar;
 use domain::catalogue::StepLimits;
 use domain::incident::{Action, Step};
 use domain::{Principal, Role};
@@ -136,16 +133,11 @@ impl Db {
     /// Find open steps past their limit; for each, once: record it, tell the shift leads
     /// over its area, and escalate overdue handling one area level. Returns the incidents
     /// newly found overdue.
-    pub async fn watch_time_limits(&self, calendar: &WorkCalendar, limits: &HashMap<String, StepLimits>) -> Result<Vec<i64>, StoreError> {
+    pub async fn watch_time_limits(&self) -> Result<Vec<i64>, StoreError> {
         let now = self.now_ms();
-        let open = self.open_incidents().await?;
         let mut found = Vec::new();
-        for inc in open {
+        for inc in self.overdue_unmarked(now).await? {
             let Some(step) = inc.loop_.state.step() else { continue };
-            let Some(l) = limits.get(&inc.category) else { continue };
-            if calendar.deadline(inc.step_started_at, limit_of(l, step)) >= now {
-                continue;
-            }
             let mut tx = self.write_tx().await?;
             let fresh = sqlx::query(
                 "INSERT INTO overdue_steps (incident_id, step, step_started_at, marked_at) VALUES ($1, $2, $3, $4) \
@@ -161,6 +153,7 @@ impl Db {
             if fresh == 0 {
                 continue;
             }
+            sqlx::query("UPDATE incidents SET late = 1 WHERE id = $1").bind(inc.id).execute(&mut *tx).await?;
             let message = format!("事件 #{} 的{}环节已超时", inc.id, step_zh(step));
             notify(&mut tx, inc.id, "overdue", Audience::Area(Role::ShiftLead, inc.area.as_str()), &message, now).await?;
             tx.commit().await?;
@@ -176,25 +169,15 @@ impl Db {
         Ok(found)
     }
 
-    async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        let mut out = Vec::new();
-        for state in ["reported", "filed", "dispatched", "in_progress", "handled"] {
-            let f = crate::incidents::IncidentFilter { state: state.parse().ok(), limit: 500, ..Default::default() };
-            // Page through every open incident of the state.
-            let mut before = None;
-            loop {
-                let page = self
-                    .incidents_where(&crate::incidents::IncidentScope::All, &crate::incidents::IncidentFilter { before_id: before, ..f.clone() })
-                    .await?;
-                let done = (page.len() as i64) < f.limit;
-                before = page.last().map(|i| i.id);
-                out.extend(page);
-                if done {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+    /// Running steps past their stored deadline that the watcher has not marked yet, by
+    /// the `due_at` index (never a scan of every open incident).
+    async fn overdue_unmarked(&self, now: i64) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM incidents i WHERE i.due_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM overdue_steps o WHERE o.incident_id = i.id AND o.step_started_at = i.step_started_at) ORDER BY i.due_at LIMIT 1000",
+            crate::incidents::COLUMNS
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(&self.pool).await?.iter().map(crate::incidents::incident).collect()
     }
 }
 

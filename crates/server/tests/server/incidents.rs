@@ -210,6 +210,44 @@ async fn time_limits_run_on_the_work_calendar(d: Dialect) {
     let operator = app.user("tl.operator", Role::Operator, "430503").await;
     let r = act(&app, &operator, id, json!({"action": "file", "version": 1})).await;
     assert_eq!((r.json()["step"].as_str(), r.json()["warning"].as_str()), (Some("dispatch"), Some("green")));
+    assert_eq!(r.json()["late"], true, "filing finished past its limit");
+    // The board's colour filters.
+    let ids = async |q: &str| {
+        let r = app.send(Req::new(Method::GET, &format!("/api/v1/incidents?{q}")).token(&operator.token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.json()["items"].as_array().expect("items").iter().filter_map(|i| i["id"].as_i64()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids("warning=green").await, [id]);
+    assert!(ids("warning=red").await.is_empty());
+    app.send(Req::new(Method::GET, "/api/v1/incidents?warning=purple").token(&operator.token)).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_warning");
+
+    // Dispatched and accepted, the handling step asks for more time: the approved working
+    // hours move its deadline by exactly that much working time.
+    let dispatcher = app.user("tl.dispatcher", Role::Dispatcher, "430503").await;
+    let lead = app.user("tl.lead", Role::ShiftLead, "430503").await;
+    let handler = app.user("tl.handler", Role::DepartmentHandler, "430503").await;
+    app.db.update_account(&store::audit::Actor::cli("test"), handler.id, Role::DepartmentHandler, &domain::AreaCode::parse("430503").expect("c"), Some("cgj")).await.expect("dept");
+    let v = version(&r);
+    let v = version(&act(&app, &dispatcher, id, json!({"action": "dispatch", "version": v, "department": "cgj"})).await);
+    let r = act(&app, &handler, id, json!({"action": "accept", "version": v})).await;
+    let (v, handle_deadline) = (version(&r), r.json()["deadline"].as_i64().expect("deadline"));
+    act(&app, &handler, id, json!({"action": "request_extension", "version": v})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_extension");
+    act(&app, &handler, id, json!({"action": "request_extension", "version": v, "extension_hours": 1000})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_extension");
+    let r = act(&app, &handler, id, json!({"action": "request_extension", "version": v, "extension_hours": 8, "note": "需采购配件"})).await;
+    assert_eq!((r.json()["extension_pending"].as_bool(), r.json()["extension_requested_hours"].as_i64()), (Some(true), Some(8)));
+    assert_eq!(r.json()["deadline"], handle_deadline, "asking moves nothing");
+    let r = act(&app, &lead, id, json!({"action": "approve_extension", "version": version(&r)})).await;
+    let calendar = app.db.timing().await.expect("timing").calendar.clone();
+    let extended = calendar.add_working(handle_deadline, 8 * 3_600_000);
+    assert_eq!((r.json()["deadline"].as_i64(), r.json()["extension_granted_hours"].as_i64()), (Some(extended), Some(8)));
+    // A holiday declared on the deadline's day moves it again, at once.
+    let day = domain::calendar::Day::of_instant(extended);
+    let put = app.send(Req::new(Method::PUT, &format!("/api/v1/calendar/{day}")).token(&lead.token).json(json!({"kind": "holiday", "name": "临时停工"}))).await;
+    assert!(put.status.is_success(), "{}", put.body);
+    let moved = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")).token(&handler.token)).await.json()["deadline"].as_i64().expect("deadline");
+    let calendar = app.db.timing().await.expect("timing").calendar.clone();
+    assert!(calendar.holidays.contains(&day));
+    assert!(moved > extended && !calendar.is_working_day(day) && domain::calendar::Day::of_instant(moved) > day, "{moved} after the holiday");
 }
 
 async fn duplicates_are_suggested_and_merged(d: Dialect) {
