@@ -65,7 +65,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(crate::open311::Open311Doc::openapi())
 }
 
 pub fn routes() -> Router<AppState> {

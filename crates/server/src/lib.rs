@@ -13,6 +13,7 @@ pub mod assets;
 pub mod i18n;
 pub mod inbox;
 pub mod incidents;
+pub mod open311;
 pub mod opid;
 pub mod problem;
 pub mod ui;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(catalogue::routes())
         .merge(incidents::routes())
         .merge(inbox::routes())
+        .merge(open311::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui::routes())
         .merge(assets::routes())
@@ -135,6 +137,8 @@ async fn healthz() -> &'static str {
 async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
     if uri.path().starts_with("/api/") {
         ApiError::not_found("route_not_found", format!("no API route {}", uri.path())).into_response()
+    } else if uri.path().starts_with("/open311/") {
+        open311::not_found(uri.path())
     } else {
         ui::not_found_page(uri.path()).into_response()
     }
