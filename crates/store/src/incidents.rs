@@ -5,7 +5,7 @@
 use domain::access::mask_phone;
 use domain::calendar::{StepClock, Warning};
 use domain::incident::{self, Action, Loop, State, TransitionError};
-use domain::{AreaCode, Level, Phone, Principal, Role};
+use domain::{AreaCode, Phone, Principal, Role};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -207,7 +207,7 @@ pub(crate) fn incident(r: &AnyRow) -> Result<Incident, StoreError> {
 
 /// A receipt code a resident can read out on the phone: the date and six characters with
 /// no look-alikes (no 0/O, 1/I/L).
-fn new_receipt(now: i64) -> Result<String, StoreError> {
+pub(crate) fn new_receipt(now: i64) -> Result<String, StoreError> {
     const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
     let secret = random_secret()?;
     let tail: String = secret
@@ -242,7 +242,8 @@ pub struct IncidentFilter {
 
 impl Db {
     /// Store a new report. With an idempotency key, a retry returns the first incident
-    /// (and `false`).
+    /// (and `false`). It returns once the report is committed (see `intake.rs`: reports
+    /// arriving together share one commit).
     pub async fn create_incident(
         &self,
         actor: &Actor,
@@ -256,80 +257,14 @@ impl Db {
         if new.point.is_none() && new.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
             return Err(StoreError::Invalid { code: "location_required", message: "a report needs a location or an address".into() });
         }
-        let timing = self.timing().await?;
-        let mut tx = self.write_tx().await?;
-        if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
-            let found = sqlx::query("SELECT incident_id FROM idempotency_keys WHERE account_id = $1 AND key = $2")
-                .bind(acc)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = found {
-                let id: i64 = row.try_get(0)?;
-                drop(tx);
-                let inc = self.incident(id).await?.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?;
-                return Ok((inc, false));
-            }
-        }
-        let cat = sqlx::query("SELECT on_spot, parent FROM categories WHERE code = $1").bind(&new.category).fetch_optional(&mut *tx).await?;
-        let Some(cat) = cat.filter(|c| c.try_get::<Option<String>, _>("parent").ok().flatten().is_some()) else {
+        if !self.timing().await?.on_spot.contains_key(&new.category) {
             return Err(StoreError::Invalid {
                 code: "unknown_category",
                 message: format!("{:?} is not a second-level category (see GET /api/v1/categories)", new.category),
             });
-        };
-        let on_spot: i64 = cat.try_get("on_spot")?;
-        // Unplaced reports belong to the district until an operator places them.
-        let area = match &new.grid {
-            Some(g) => g.to_string(),
-            None => {
-                let d = sqlx::query("SELECT code FROM areas WHERE level = 'district' ORDER BY code LIMIT 1").fetch_optional(&mut *tx).await?;
-                d.map(|r| r.try_get::<String, _>(0)).transpose()?.ok_or_else(|| StoreError::Invalid {
-                    code: "no_district",
-                    message: "the store holds no district yet".into(),
-                })?
-            }
-        };
-        let level = if new.grid.is_some() { Level::Grid } else { Level::District };
-        let now = self.now_ms();
-        let clock = timing.clock(&new.category, domain::incident::Step::File, now, 0);
-        let receipt = new_receipt(now)?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO incidents (receipt, category, description, lat, lon, address, grid, area_code, level, source, state, on_spot_allowed, \
-             reporter_account, reporter_phone, version, created_at, updated_at, step_started_at, warn_at, due_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11, $12, $13, 1, $14, $14, $14, $15, $16) RETURNING {COLUMNS}"
-        )))
-        .bind(&receipt)
-        .bind(&new.category)
-        .bind(new.description.trim())
-        .bind(new.point.map(|p| p.0))
-        .bind(new.point.map(|p| p.1))
-        .bind(new.address.as_deref().map(str::trim).filter(|a| !a.is_empty()))
-        .bind(new.grid.as_ref().map(|g| g.to_string()))
-        .bind(&area)
-        .bind(level.as_str())
-        .bind(new.source.as_str())
-        .bind(on_spot)
-        .bind(reporter_account)
-        .bind(new.reporter_phone.as_ref().map(|p| p.as_str().to_string()))
-        .bind(now)
-        .bind(clock.map(|c| c.warn_at))
-        .bind(clock.map(|c| c.due_at))
-        .fetch_one(&mut *tx)
-        .await?;
-        let inc = incident(&row)?;
-        insert_transition(&mut tx, inc.id, "report", None, State::Reported, actor, "", now).await?;
-        if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
-            sqlx::query("INSERT INTO idempotency_keys (account_id, key, incident_id, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(acc)
-                .bind(key)
-                .bind(inc.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
         }
-        tx.commit().await?;
-        Ok((inc, true))
+        let report = crate::intake::Report { actor: actor.clone(), reporter_account, new, key: idempotency_key.map(str::to_string) };
+        self.intake.submit(self, report).await
     }
 
     pub async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {

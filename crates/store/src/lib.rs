@@ -14,6 +14,7 @@ pub mod changes;
 pub mod db;
 pub mod incidents;
 pub mod index;
+mod intake;
 pub mod scoped;
 pub mod timing;
 mod migrations;

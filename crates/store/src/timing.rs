@@ -23,6 +23,9 @@ use crate::db::Db;
 pub struct Timing {
     pub calendar: WorkCalendar,
     pub limits: HashMap<String, StepLimits>,
+    /// The categories a report may name (second-level), and whether a grid worker may
+    /// handle them on the spot.
+    pub on_spot: HashMap<String, bool>,
 }
 
 impl Timing {
@@ -62,13 +65,16 @@ pub(crate) async fn load(conn: &mut AnyConnection) -> Result<Timing, StoreError>
             k => return Err(StoreError::Corrupt(format!("calendar_days.kind: {k:?}"))),
         };
     }
-    let mut limits = HashMap::new();
+    let (mut limits, mut on_spot) = (HashMap::new(), HashMap::new());
     for c in crate::catalogue::categories_on(conn).await? {
+        if c.parent.is_some() {
+            on_spot.insert(c.code.clone(), c.on_spot);
+        }
         if let Some(l) = c.limits {
             limits.insert(c.code, l);
         }
     }
-    Ok(Timing { calendar, limits })
+    Ok(Timing { calendar, limits, on_spot })
 }
 
 /// States whose step has a clock.

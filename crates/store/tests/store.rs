@@ -19,6 +19,7 @@ store::on_both_backends!(
     audit_chain_catches_edits,
     concurrent_audit_rows_all_land_in_one_chain,
     the_catalogue_and_calendar_round_trip,
+    reports_arriving_together_share_a_commit_and_fail_alone,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -318,4 +319,75 @@ async fn the_catalogue_and_calendar_round_trip(d: Dialect) {
     bad.code = "X0101".into();
     assert!(db.load_catalogue(&actor, &[], &[bad], &[]).await.is_err());
     assert_eq!(db.categories().await.expect("categories").len(), cats.len());
+}
+
+async fn reports_arriving_together_share_a_commit_and_fail_alone(d: Dialect) {
+    use store::incidents::{NewIncident, Source};
+    let Some(db) = store(d).await else { return };
+    let actor = store::audit::Actor::cli("test");
+    let district = demo::generate(DemoOptions::default()).expect("demo");
+    db.load_demo(&district).await.expect("load");
+    db.load_catalogue(&actor, &domain::catalogue::demo_departments(), &domain::catalogue::demo_categories(), &[]).await.expect("catalogue");
+    let grids: Vec<AreaCode> = district.areas.iter().filter(|a| a.level == Level::Grid).map(|a| a.code.clone()).take(20).collect();
+    let account = store::auth::NewAccount {
+        username: "li.wei".into(),
+        display_name: "李伟".into(),
+        role: domain::Role::GridWorker,
+        area: code("430503"),
+        department: None,
+        password: "patrol-route-77".into(),
+        temporary: false,
+    };
+    let worker = db.create_account(&actor, account).await.expect("account").id;
+    // 200 reports at once. Every fourth carries an Idempotency-Key that another report
+    // repeats (a flaky network's retry); one names a grid the store does not hold, so its
+    // batch fails and is written again report by report.
+    let bad = 137;
+    let mut tasks = Vec::new();
+    for k in 0..200usize {
+        let (db, actor) = (db.clone(), actor.clone());
+        let grid = if k == bad { code("430503001001999") } else { grids[k % grids.len()].clone() };
+        let key = (k % 4 == 0).then(|| format!("retry-{}", k % 40));
+        let point = (27.2 + k as f64 * 1.234_567_890_123e-7, 111.45 + k as f64 * 9.876_543_21e-8);
+        let new = NewIncident {
+            category: "C0101".into(),
+            description: format!("井盖缺失 #{k}"),
+            point: Some(point),
+            address: None,
+            source: Source::GridPatrol,
+            grid: Some(grid),
+            reporter_phone: None,
+        };
+        tasks.push(tokio::spawn(async move { (k, point, db.create_incident(&actor, Some(worker), new, key.as_deref()).await) }));
+    }
+    let mut by_key: std::collections::HashMap<usize, i64> = std::collections::HashMap::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (k, point, r) = t.await.expect("task");
+        if k == bad {
+            assert!(r.is_err(), "a report naming an unknown grid is refused");
+            continue;
+        }
+        let (inc, _) = r.unwrap_or_else(|e| panic!("report {k}: {e}"));
+        ids.insert(inc.id);
+        if k % 4 == 0 {
+            let first = *by_key.entry(k % 40).or_insert(inc.id);
+            assert_eq!(first, inc.id, "a retried key returns the first incident");
+        } else {
+            assert_eq!((inc.lat, inc.lon), (Some(point.0), Some(point.1)), "the point comes back exactly");
+            assert_eq!(inc.description, format!("井盖缺失 #{k}"));
+        }
+    }
+    // 150 unkeyed minus the bad one, plus 10 distinct keys.
+    assert_eq!(ids.len(), 149 + 10);
+    let mut stored = 0;
+    for id in &ids {
+        let inc = db.incident(*id).await.expect("read").expect("stored");
+        assert!(inc.clock.is_some(), "the filing step's clock is stored");
+        let timeline = db.timeline(*id).await.expect("timeline");
+        assert_eq!(timeline.iter().map(|t| t.action.as_str()).collect::<Vec<_>>(), ["report"]);
+        stored += 1;
+    }
+    assert_eq!(stored, ids.len());
+    assert!(db.incident(ids.last().expect("last") + 1).await.expect("read").is_none(), "nothing else was stored");
 }
