@@ -4,6 +4,18 @@
 //!
 //!   loadgen bare [--listen ADDR]
 //!   loadgen run --url http://HOST:PORT/PATH [--header 'K: V']… [--connections N] [--seconds S] [--warmup S]
+//!               [--method POST --body JSON] [--rate R]
+//!   loadgen sqlite-raw --path FILE [--seconds S]
+//!
+//! `{seq}` in a header or the body becomes a number unique to each request (an
+//! Idempotency-Key, say). Without `--rate` each connection sends its next request as soon
+//! as the last is answered (closed loop: the most the server takes). With `--rate R` the
+//! connections together send R requests a second on a fixed schedule, and latency counts
+//! from when a request was due, not when it went out, so a stalled server cannot hide its
+//! queue (no coordinated omission).
+//!
+//! `sqlite-raw` is the intake baseline: plain inserts into an SQLite file in WAL mode with
+//! `synchronous = FULL`, one row per transaction and then 1,000 rows per transaction.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen bare [--listen ADDR] | loadgen run --url URL [--header 'K: V']... [--connections N] [--seconds S] [--warmup S]");
+    eprintln!(
+        "usage: loadgen bare [--listen ADDR] | loadgen run --url URL [--header 'K: V']... [--connections N] [--seconds S] [--warmup S] [--method M --body B] [--rate R] | loadgen sqlite-raw --path FILE [--seconds S]"
+    );
     std::process::exit(2)
 }
 
@@ -26,14 +40,20 @@ fn main() {
             let headers: Vec<String> =
                 args.windows(2).filter(|w| w[0] == "--header").map(|w| w[1].clone()).collect();
             let num = |name: &str, default: u64| flag(name).map(|v| v.parse().unwrap_or_else(|_| usage())).unwrap_or(default);
-            let report = runtime.block_on(run(
-                &url,
-                &headers,
-                num("--connections", 32) as usize,
-                Duration::from_secs(num("--seconds", 10)),
-                Duration::from_secs(num("--warmup", 2)),
-            ));
+            let load = Load {
+                connections: num("--connections", 32) as usize,
+                duration: Duration::from_secs(num("--seconds", 10)),
+                warmup: Duration::from_secs(num("--warmup", 2)),
+                rate: flag("--rate").map(|v| v.parse::<f64>().unwrap_or_else(|_| usage())),
+            };
+            let t = target(&url, &headers, &flag("--method").unwrap_or_else(|| "GET".into()), flag("--body").as_deref());
+            let report = runtime.block_on(run(&url, t, &load));
             println!("{report}");
+        }
+        Some("sqlite-raw") => {
+            let path = flag("--path").unwrap_or_else(|| usage());
+            let seconds = flag("--seconds").map(|v| v.parse().unwrap_or_else(|_| usage())).unwrap_or(5u64);
+            println!("{}", runtime.block_on(sqlite_raw(&path, Duration::from_secs(seconds))));
         }
         _ => usage(),
     }
@@ -55,22 +75,49 @@ async fn bare(listen: String) {
 
 struct Target {
     addr: String,
-    request: Vec<u8>,
+    /// The request, split where `{seq}` goes.
+    parts: Vec<Vec<u8>>,
+    seq: std::sync::atomic::AtomicU64,
 }
 
-fn target(url: &str, headers: &[String]) -> Target {
+impl Target {
+    /// The next request's bytes.
+    fn request(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for (k, p) in self.parts.iter().enumerate() {
+            if k > 0 {
+                out.extend_from_slice(n.to_string().as_bytes());
+            }
+            out.extend_from_slice(p);
+        }
+    }
+}
+
+fn target(url: &str, headers: &[String], method: &str, body: Option<&str>) -> Target {
     let rest = url.strip_prefix("http://").unwrap_or_else(|| usage());
     let (addr, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
+        head.push_str(h);
+        head.push_str("\r\n");
     }
-    req.push_str("\r\n");
-    Target { addr: addr.to_string(), request: req.into_bytes() }
+    // The body's length must not depend on {seq}: pad the number to 12 digits.
+    let parts = match body {
+        None => {
+            head.push_str("\r\n");
+            head.split("{seq}").map(|p| p.as_bytes().to_vec()).collect()
+        }
+        Some(b) => {
+            let len = b.len() + b.matches("{seq}").count() * (12 - 5);
+            head.push_str(&format!("content-type: application/json\r\ncontent-length: {len}\r\n\r\n{b}"));
+            head.split("{seq}").map(|p| p.as_bytes().to_vec()).collect()
+        }
+    };
+    Target { addr: addr.to_string(), parts, seq: std::sync::atomic::AtomicU64::new(100_000_000_000) }
 }
 
 /// Read one response; returns its status.
@@ -107,14 +154,25 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<
     }
 }
 
-async fn run(url: &str, headers: &[String], connections: usize, duration: Duration, warmup: Duration) -> serde_json::Value {
-    let t = std::sync::Arc::new(target(url, headers));
+struct Load {
+    connections: usize,
+    duration: Duration,
+    warmup: Duration,
+    /// Requests a second, all connections together (None: as fast as answered).
+    rate: Option<f64>,
+}
+
+async fn run(url: &str, t: Target, load: &Load) -> serde_json::Value {
+    let t = std::sync::Arc::new(t);
     let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + duration;
+    let measure_from = start + load.warmup;
+    let end = measure_from + load.duration;
+    // With a rate, connection k sends at start + (k + i·n)/rate for i = 0, 1, 2 …
+    let interval = load.rate.map(|r| Duration::from_secs_f64(load.connections as f64 / r));
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for k in 0..load.connections {
         let t = t.clone();
+        let first = load.rate.map(|r| start + Duration::from_secs_f64(k as f64 / r));
         tasks.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::new();
             let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
@@ -125,13 +183,24 @@ async fn run(url: &str, headers: &[String], connections: usize, duration: Durati
             };
             let _ = s.set_nodelay(true);
             let mut buf = Vec::with_capacity(32 * 1024);
+            let mut request = Vec::with_capacity(1024);
+            let mut due = first;
             loop {
-                let sent = Instant::now();
+                // When this request counts from: its slot on the schedule, or now.
+                let sent = match (due, interval) {
+                    (Some(d), Some(i)) => {
+                        tokio::time::sleep_until(d.into()).await;
+                        due = Some(d + i);
+                        d
+                    }
+                    _ => Instant::now(),
+                };
                 if sent >= end {
                     break;
                 }
+                t.request(&mut request);
                 let result = async {
-                    s.write_all(&t.request).await?;
+                    s.write_all(&request).await?;
                     read_response(&mut s, &mut buf).await
                 }
                 .await;
@@ -170,13 +239,56 @@ async fn run(url: &str, headers: &[String], connections: usize, duration: Durati
     let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
     serde_json::json!({
         "url": url,
-        "connections": connections,
-        "seconds": duration.as_secs_f64(),
+        "connections": load.connections,
+        "rate": load.rate,
+        "seconds": load.duration.as_secs_f64(),
         "requests": all.len(),
-        "rps": (all.len() as f64 / duration.as_secs_f64()).round(),
+        "rps": (all.len() as f64 / load.duration.as_secs_f64()).round(),
         "p50_us": pct(0.5),
+        "p95_us": pct(0.95),
         "p99_us": pct(0.99),
         "errors": errors,
         "status": statuses.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
     })
+}
+
+/// The intake baseline: raw inserts into SQLite with `synchronous = FULL` in WAL mode, one
+/// row per transaction, then 1,000 rows per transaction, for `duration` each.
+async fn sqlite_raw(path: &str, duration: Duration) -> serde_json::Value {
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+    let _ = std::fs::remove_file(path);
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let mut c = SqliteConnection::connect_with(&opts).await.expect("open");
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, receipt TEXT NOT NULL, description TEXT NOT NULL, lat REAL, lon REAL, at INTEGER NOT NULL)")
+        .execute(&mut c)
+        .await
+        .expect("create");
+    let mut rows_per_s = Vec::new();
+    for batch in [1usize, 1000] {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < duration {
+            let mut tx = c.begin().await.expect("begin");
+            for _ in 0..batch {
+                sqlx::query("INSERT INTO t (receipt, description, lat, lon, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(format!("R{n:012}"))
+                    .bind("井盖缺失，行人有坠落危险")
+                    .bind(27.2)
+                    .bind(111.45)
+                    .bind(n as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                n += 1;
+            }
+            tx.commit().await.expect("commit");
+        }
+        rows_per_s.push((n as f64 / start.elapsed().as_secs_f64()).round());
+    }
+    serde_json::json!({"sqlite_raw_full": {"rows_per_s_one_per_tx": rows_per_s[0], "rows_per_s_1000_per_tx": rows_per_s[1]}})
 }
