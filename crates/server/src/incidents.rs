@@ -318,6 +318,7 @@ fn default_source(role: domain::Role) -> Source {
         (status = 201, description = "Reported", body = IncidentDto),
         (status = 200, description = "A retry: the incident this key already made", body = IncidentDto),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown category (unknown_category), or a description over 4,000 characters (description_too_long)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn report(State(state): State<AppState>, ApiCaller(c): ApiCaller, headers: HeaderMap, Body(req): Body<NewIncidentRequest>) -> Result<Response, ApiError> {

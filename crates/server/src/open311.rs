@@ -44,8 +44,8 @@ use crate::auth::MaybeCaller;
 pub const SPECIFICATION: &str = "http://wiki.open311.org/GeoReport_v2";
 /// When the service list's shape last changed (the discovery document's `changeset`).
 pub const CHANGESET: &str = "2026-11-25T00:00:00+08:00";
-/// The longest description the spec allows.
-pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+/// The longest description kept (the same limit as every other way in).
+pub const MAX_DESCRIPTION_CHARS: usize = store::incidents::MAX_DESCRIPTION_CHARS;
 pub const MAX_ADDRESS_CHARS: usize = 500;
 /// How many receipts one `GET requests` may ask about.
 pub const MAX_IDS_PER_QUERY: usize = 20;

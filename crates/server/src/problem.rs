@@ -88,10 +88,16 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// Codes answered 422 rather than 400: the request was well formed, but names what does
+/// not exist or breaks a limit.
+const UNPROCESSABLE: [&str; 2] = ["unknown_category", "description_too_long"];
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
             StoreError::NotFound(what) => ApiError::not_found("not_found", format!("{what} not found")),
+            // Well-formed input the catalogue or the rules refuse (API contract, issue 4).
+            StoreError::Invalid { code, message } if UNPROCESSABLE.contains(code) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.clone()),
             StoreError::Invalid { code, message } => ApiError::bad_request(code, message.clone()),
             StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message.clone()),
             StoreError::Import(problems) => {

@@ -125,6 +125,9 @@ pub struct TransitionInput {
     pub extension_hours: Option<u32>,
 }
 
+/// The longest description a report may carry, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
 /// The longest extension one request may ask for: 60 working days of 6.5 h.
 pub const MAX_EXTENSION_HOURS: u32 = 390;
 
@@ -253,6 +256,13 @@ impl Db {
     ) -> Result<(Incident, bool), StoreError> {
         if new.description.trim().is_empty() {
             return Err(StoreError::Invalid { code: "invalid_description", message: "the description is empty".into() });
+        }
+        let chars = new.description.trim().chars().count();
+        if chars > MAX_DESCRIPTION_CHARS {
+            return Err(StoreError::Invalid {
+                code: "description_too_long",
+                message: format!("the description has {chars} characters; at most {MAX_DESCRIPTION_CHARS} are kept"),
+            });
         }
         if new.point.is_none() && new.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
             return Err(StoreError::Invalid { code: "location_required", message: "a report needs a location or an address".into() });

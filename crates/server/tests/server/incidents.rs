@@ -161,8 +161,6 @@ async fn scope_and_bad_input(d: Dialect) {
     // Bad input: a clear problem, and nothing stored.
     let count = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&app.operator.token)).await.json()["items"].as_array().map(Vec::len);
     for (body, code) in [
-        (json!({"category": "X9999", "description": "x", "address": "y"}), "unknown_category"),
-        (json!({"category": "C01", "description": "x", "address": "y"}), "unknown_category"),
         (json!({"category": "C0101", "description": " ", "address": "y"}), "invalid_description"),
         (json!({"category": "C0101", "description": "x"}), "location_required"),
         (json!({"category": "C0101", "description": "x", "location": {"lat": 95.0, "lon": 111.0}}), "invalid_latitude"),
@@ -172,8 +170,17 @@ async fn scope_and_bad_input(d: Dialect) {
     ] {
         post(&a, body).await.assert_problem(StatusCode::BAD_REQUEST, code);
     }
+    // Well formed, but naming no category or too long: 422.
+    for (body, code) in [
+        (json!({"category": "X9999", "description": "x", "address": "y"}), "unknown_category"),
+        (json!({"category": "C01", "description": "x", "address": "y"}), "unknown_category"),
+        (json!({"category": "C0101", "description": "井".repeat(4001), "address": "y"}), "description_too_long"),
+    ] {
+        post(&a, body).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, code);
+    }
+    assert_eq!(post(&a, json!({"category": "C0101", "description": "井".repeat(4000), "address": "y"})).await.status, StatusCode::CREATED, "4,000 characters are fine");
     let after = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&app.operator.token)).await.json()["items"].as_array().map(Vec::len);
-    assert_eq!(count, after);
+    assert_eq!(count.map(|n| n + 1), after, "only the good report was stored");
     act(&app, &a, id, json!({"action": "fly", "version": 2})).await.assert_problem(StatusCode::BAD_REQUEST, "invalid_action");
     // Auditors and admins do not work incidents.
     let auditor = app.user("inc.aud", Role::Auditor, "430503").await;
