@@ -109,6 +109,8 @@ impl Db {
                         // A commit is durable when it returns: acknowledged reports survive a
                         // power cut, not only a crash (intake group-commits to keep this cheap).
                         conn.execute("PRAGMA synchronous = FULL").await?;
+                        // Statement journals (a multi-row INSERT inside a transaction) in memory.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                     }
                     Ok(())
                 })

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_step_clock.sql"),
         postgres: include_str!("../migrations/postgres/0007_step_clock.sql"),
     },
+    Migration {
+        version: 9,
+        name: "board_indexes",
+        sqlite: include_str!("../migrations/sqlite/0009_board_indexes.sql"),
+        postgres: include_str!("../migrations/postgres/0009_board_indexes.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.
