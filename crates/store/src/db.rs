@@ -96,30 +96,44 @@ impl Db {
         }
         let opts = AnyConnectOptions::from_str(&url_owned)
             .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact_url(url))))?;
-        let pool_opts = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers run beside the one writer; a busy writer is waited for.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // A commit is durable when it returns: acknowledged reports survive a
-                        // power cut, not only a crash (intake group-commits to keep this cheap).
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        // Statement journals (a multi-row INSERT inside a transaction) in memory.
-                        conn.execute("PRAGMA temp_store = MEMORY").await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = tokio::time::timeout(Duration::from_secs(15), pool_opts.connect_with(opts))
-            .await
-            .map_err(|_| StoreError::Unreachable(format!("{}: timed out after 15 s", redact_url(url))))?
-            .map_err(|e| StoreError::Unreachable(format!("{}: {e}", redact_url(url))))?;
-        let audit_sink = crate::audit::AuditSink::start(pool.clone(), dialect, clock.clone());
+        let connect = |max: u32, synchronous: &'static str| {
+            let opts = opts.clone();
+            async move {
+                let pool_opts = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).after_connect(
+                    move |conn, _meta| {
+                        Box::pin(async move {
+                            if dialect == Dialect::Sqlite {
+                                // WAL lets readers run beside the one writer; a busy writer is waited for.
+                                conn.execute("PRAGMA journal_mode = WAL").await?;
+                                conn.execute("PRAGMA foreign_keys = ON").await?;
+                                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}"))).await?;
+                                // Statement journals (a multi-row INSERT inside a transaction) in memory.
+                                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                            }
+                            Ok(())
+                        })
+                    },
+                );
+                tokio::time::timeout(Duration::from_secs(15), pool_opts.connect_with(opts))
+                    .await
+                    .map_err(|_| StoreError::Unreachable(format!("{}: timed out after 15 s", redact_url(url))))?
+                    .map_err(|e| StoreError::Unreachable(format!("{}: {e}", redact_url(url))))
+            }
+        };
+        // A commit is durable when it returns: acknowledged reports and every change (with
+        // its audit row) survive a power cut, not only a crash. Intake group-commits to keep
+        // this cheap.
+        let pool = connect(if dialect == Dialect::Sqlite { 8 } else { 16 }, "FULL").await?;
+        // Audit rows of reads, which change nothing, are written through a connection of
+        // their own with synchronous = NORMAL: in WAL mode such a commit survives a crash of
+        // civicgrid but not of the machine, and it costs no fsync per batch (see
+        // docs/ARCHITECTURE.md, "Accounts and the audit trail").
+        let audit_pool = match dialect {
+            Dialect::Sqlite => connect(1, "NORMAL").await?,
+            Dialect::Postgres => pool.clone(),
+        };
+        let audit_sink = crate::audit::AuditSink::start(audit_pool, dialect, clock.clone());
         let db = Db {
             pool,
             dialect,
