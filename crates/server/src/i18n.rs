@@ -236,6 +236,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("mobile.on_spot_note", "网格员上报时已现场处置", "Handled on the spot when reported"),
     ("mobile.on_spot_check", "已现场处置（此类问题允许网格员自行处置）", "Handled on the spot (allowed for this kind of problem)"),
     ("message.back", "返回", "Back"),
+    ("mobile.reason", "未通过的原因（必填）", "Why it failed (required)"),
     ("menu.password", "修改密码", "Change password"),
     ("menu.logout", "退出登录", "Log out"),
     ("menu.admin", "用户管理", "Users"),

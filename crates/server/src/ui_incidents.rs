@@ -40,6 +40,8 @@ struct Row {
     deadline: String,
     /// Filed and so dispatchable: the row gets a checkbox for bulk dispatch.
     pickable: bool,
+    /// The department's name, when it went to one.
+    department: String,
 }
 
 /// A count at the top of the board, linking to the board filtered by it.
@@ -156,6 +158,8 @@ async fn board(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, 
     let counts = if error.is_empty() { desk.counts(&f).await.map_err(ui_err)? } else { Default::default() };
     let clocks = Clocks::load(&state).await.map_err(IntoResponse::into_response)?;
     let names = category_names(&state).await?;
+    let departments = department_options(&state).await?;
+    let dept_names: std::collections::HashMap<&str, &str> = departments.iter().map(|(c, n)| (c.as_str(), n.as_str())).collect();
     let rows = items
         .iter()
         .map(|inc| {
@@ -165,6 +169,7 @@ async fn board(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, 
                 category: names.get(&i.category).cloned().unwrap_or_default(),
                 deadline: i.deadline.map(domain::time::format_shanghai).unwrap_or_default(),
                 pickable: inc.loop_.state == domain::incident::State::Filed,
+                department: i.department.as_deref().map(|d| dept_names.get(d).copied().unwrap_or(d).to_string()).unwrap_or_default(),
                 i,
             }
         })
@@ -202,7 +207,7 @@ async fn board(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, 
         state_facets,
         colour_facets,
         categories: category_options(&state).await?,
-        departments: department_options(&state).await?,
+        departments,
         sources,
         grids: if bulk { grid_options(&state, &me) } else { Vec::new() },
         older,
@@ -479,6 +484,7 @@ struct Page {
     placeable: bool,
     may_photo: bool,
     source_name: &'static str,
+    department_name: String,
 }
 
 async fn render_page(state: &AppState, me: &crate::auth::Caller, ctx: &Ctx, raw: &str, error: String) -> Result<Response, Response> {
@@ -513,6 +519,7 @@ async fn render_page(state: &AppState, me: &crate::auth::Caller, ctx: &Ctx, raw:
         None => String::new(),
     };
     let source_name = ctx.lang.t(&format!("source.{}", i.source));
+    let department_name = i.department.as_ref().map(|d| departments.iter().find(|(c, _)| c == d).map(|(_, n)| n.clone()).unwrap_or(d.clone())).unwrap_or_default();
     let c = Chrome::for_user(ctx, me, "incidents", format!("#{}", i.id));
     let page = Page {
         state_name: state_label(ctx.lang, &i.state),
@@ -530,6 +537,7 @@ async fn render_page(state: &AppState, me: &crate::auth::Caller, ctx: &Ctx, raw:
         placeable,
         may_photo,
         source_name,
+        department_name,
         i,
     };
     let status = if error.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };

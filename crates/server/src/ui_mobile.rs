@@ -66,10 +66,6 @@ struct MobileList {
     error: String,
 }
 
-fn desk_or_404<'a>(s: &'a store::scoped::Scoped<'a>, ctx: &Ctx) -> Result<IncidentDesk<'a>, Response> {
-    s.incidents().ok_or_else(|| crate::ui::not_found_page(&ctx.path))
-}
-
 fn ui_err(e: impl Into<ApiError>) -> Response {
     e.into().into_response()
 }
@@ -119,9 +115,8 @@ async fn list(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q
         (Some(id), _) | (_, Some(id)) => {
             let reported = q.0.contains_key("reported");
             let s = me.scoped(&state);
-            let desk = desk_or_404(&s, &ctx)?;
-            match id.parse::<i64>().ok() {
-                Some(id) => desk.get(id).await.ok().map(|(i, _)| Banner {
+            match (s.incidents(), id.parse::<i64>().ok()) {
+                (Some(desk), Some(id)) => desk.get(id).await.ok().map(|(i, _)| Banner {
                     id: i.id,
                     text: match (reported, i.loop_.state) {
                         (true, St::Handled) => ctx.lang.t("mobile.reported_on_spot"),
@@ -130,7 +125,7 @@ async fn list(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q
                     },
                     receipt: if reported { i.receipt } else { String::new() },
                 }),
-                None => None,
+                _ => None,
             }
         }
         _ => None,
@@ -149,7 +144,10 @@ struct ActForm {
 /// A step from the mobile list, through the same transition as anywhere else.
 async fn act(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<ActForm>) -> Result<Response, Response> {
     let s = me.scoped(&state);
-    let desk = desk_or_404(&s, &ctx)?;
+    let Some(desk) = s.incidents() else {
+        let _ = s.deny("incident.transition", "incident", "").await;
+        return Err(crate::ui::not_found_page(&ctx.path));
+    };
     let Ok(id) = raw.parse::<i64>() else { return Err(crate::ui::not_found_page(&ctx.path)) };
     let action = match f.action.parse::<Action>() {
         Ok(a) if MOBILE_ACTIONS.contains(&a) => a,
@@ -200,7 +198,10 @@ async fn report_page(state: &AppState, me: &Caller, ctx: &Ctx, mut f: ReportFiel
 
 async fn report_form(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx) -> Result<Response, Response> {
     let s = me.scoped(&state);
-    desk_or_404(&s, &ctx)?;
+    let Some(_desk) = s.incidents() else {
+        let _ = s.deny("incident.report", "incident", "").await;
+        return Err(crate::ui::not_found_page(&ctx.path));
+    };
     report_page(&state, &me, &ctx, ReportFields::default(), String::new()).await
 }
 
@@ -226,7 +227,10 @@ fn photo_of(parts: &[Part], ctx: &Ctx) -> Result<Option<(&'static str, Vec<u8>)>
 /// photo, and handled on the spot when asked and the category allows it.
 async fn report(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, headers: axum::http::HeaderMap, body: Bytes) -> Result<Response, Response> {
     let s = me.scoped(&state);
-    let desk = desk_or_404(&s, &ctx)?;
+    let Some(desk) = s.incidents() else {
+        let _ = s.deny("incident.report", "incident", "").await;
+        return Err(crate::ui::not_found_page(&ctx.path));
+    };
     let Some(parts) = parts_of(&headers, &body) else {
         return report_page(&state, &me, &ctx, ReportFields::default(), ctx.lang.t("mobile.bad_form").into()).await;
     };
