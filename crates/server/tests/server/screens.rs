@@ -136,6 +136,9 @@ async fn the_board_filters_counts_and_pages(d: Dialect) {
     assert_eq!(ids("?warning=red&state=dispatched").await, vec![b]);
     let r = web.get("/incidents?state=dispatched").await;
     assert!(r.body.contains("红灯 <b>1</b>"), "colour counts within the other filters");
+    // In English too.
+    let en = app.send(Req::new(Method::GET, "/incidents").header("cookie", &format!("{}; lang=en", web.cookie))).await;
+    assert!(en.body.contains("Dispatched <b>1</b>") && en.body.contains("Bulk dispatch") && !en.body.contains("⟦"), "{}", en.body);
     // A bad filter shows nothing rather than everything.
     let r = web.get("/incidents?warning=purple").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -328,6 +331,10 @@ async fn address_only_reports_are_placed_in_their_grid(d: Dialect) {
     let denied = app.audit_count("pl.streetop", "denied").await;
     place(&street_op, json!({"version": 1, "location": {"lat": lat, "lon": lon}})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(app.audit_count("pl.streetop", "denied").await, denied + 1);
+    // In scope but not the command centre's: refused, nothing changes.
+    let staff = app.user("pl.staff", Role::StreetStaff, "430503").await;
+    place(&staff, json!({"version": 1, "location": {"lat": lat, "lon": lon}})).await.assert_problem(StatusCode::CONFLICT, "transition_forbidden");
+    assert_eq!(read(&app, c).await["version"], 1);
     let r = place(&op, json!({"version": 1, "location": {"lat": lat, "lon": lon}, "note": "地图核实"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!((r.json()["grid"].as_str(), r.json()["version"].as_i64()), (Some(g.as_str()), Some(2)));
