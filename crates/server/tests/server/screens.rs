@@ -20,6 +20,7 @@ on_both_backends!(
     the_inbox_lists_dispatches_and_marks_them_read,
     the_mobile_list_shows_a_worker_their_grid_only,
     html_in_a_description_is_escaped_everywhere,
+    the_desk_places_once_and_counts_by_state_and_colour,
 );
 
 /// A browser session of an account: (cookie header, CSRF token).
@@ -486,4 +487,48 @@ async fn html_in_a_description_is_escaped_everywhere(d: Dialect) {
     }
     assert!(pages[2].body.contains("&lt;script&gt;alert(") || pages[2].body.contains("&#60;script&#62;"), "shown, escaped: {}", pages[2].body);
     assert!(pages[5].body.contains(&format!("id=\"m-{id}\"")), "the grid worker's list has it");
+}
+
+/// The store's new desk methods, called directly: two placings of one report at once (one
+/// wins, the other is told it is stale), and the counts by state and colour.
+async fn the_desk_places_once_and_counts_by_state_and_colour(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let op = app.operator.clone();
+    let lead = app.user("dk.lead", Role::ShiftLead, "430503").await;
+    let id = report(&app, &op, json!({"category": "E0101", "description": "只有地址", "address": "宝庆中路"})).await;
+    let (lat, lon, g) = inside(&app, 9);
+    let grid = domain::AreaCode::parse(&g).expect("grid");
+    let p1 = app.db.token_principal(&op.token).await.expect("read").expect("operator");
+    let p2 = app.db.token_principal(&lead.token).await.expect("read").expect("lead");
+    let (s1, s2) = (app.db.scoped(&p1, store::audit::Actor::of(&p1, "t1", "local")), app.db.scoped(&p2, store::audit::Actor::of(&p2, "t2", "local")));
+    let (d1, d2) = (s1.incidents().expect("desk"), s2.incidents().expect("desk"));
+    let (a, b) = tokio::join!(d1.place(id, 1, (lat, lon), &grid, "甲"), d2.place(id, 1, (lat, lon), &grid, "乙"));
+    let (won, lost) = if a.is_ok() { (a, b) } else { (b, a) };
+    let placed = won.expect("one placing wins");
+    assert_eq!((placed.version, placed.grid.as_ref(), placed.area.as_str(), placed.loop_.level), (2, Some(&grid), g.as_str(), domain::Level::Grid));
+    assert!(matches!(lost, Err(store::incidents::TransitionFailure::Stale { .. })), "the other is stale");
+    let (_, timeline) = d1.get(id).await.expect("get");
+    assert_eq!(timeline.iter().filter(|t| t.action == "place").count(), 1, "one place step");
+    // Counts: by state (in the loop's order) and by colour, within the scope and the filter.
+    let (lat2, lon2, _) = inside(&app, 10);
+    let other = report(&app, &op, json!({"category": "C0101", "description": "乙", "location": {"lat": lat2, "lon": lon2}})).await;
+    version(&act(&app, &op, other, json!({"action": "file", "version": 1})).await);
+    let all = store::incidents::IncidentFilter { limit: 50, ..Default::default() };
+    let c = d1.counts(&all).await.expect("counts");
+    assert_eq!(c.by_state, vec![(domain::incident::State::Reported, 1), (domain::incident::State::Filed, 1)]);
+    assert_eq!((c.green, c.yellow, c.red), (2, 0, 0));
+    let only_c = store::incidents::IncidentFilter { category: Some("C0101".into()), state: Some(domain::incident::State::Reported), ..all.clone() };
+    let c = d1.counts(&only_c).await.expect("counts");
+    assert_eq!(c.by_state, vec![(domain::incident::State::Filed, 1)], "the state facet ignores the state filter, keeps the rest");
+    assert_eq!((c.green, c.yellow, c.red), (0, 0, 0), "the colour facet keeps the state filter");
+    app.clock.advance(30 * 24 * 3600 * 1000);
+    let c = d1.counts(&all).await.expect("counts");
+    assert_eq!((c.green, c.yellow, c.red), (0, 0, 2));
+    // A grid worker elsewhere counts nothing of it.
+    let (_, _, far) = elsewhere(&app, 9);
+    let w = app.user("dk.worker", Role::GridWorker, &far).await;
+    let pw = app.db.token_principal(&w.token).await.expect("read").expect("worker");
+    let sw = app.db.scoped(&pw, store::audit::Actor::of(&pw, "t3", "local"));
+    let c = sw.incidents().expect("desk").counts(&all).await.expect("counts");
+    assert!(c.by_state.iter().all(|(_, n)| *n == 0) || c.by_state.is_empty());
 }
