@@ -94,7 +94,8 @@ pub fn state_label(lang: Lang, s: &str) -> &'static str {
 
 const FILTER_KEYS: [&str; 7] = ["state", "warning", "category", "area", "department", "source", "limit"];
 
-/// The board's URL with the current filter, one key set (or cleared) and no cursor.
+/// The board's URL with the current filter (page size included), `key` replaced by
+/// `value` (or dropped), and the cursor `before` when given.
 fn board_href(f: &std::collections::HashMap<String, String>, key: &str, value: Option<&str>, before: Option<i64>) -> String {
     let mut q: Vec<String> = FILTER_KEYS
         .iter()
@@ -374,13 +375,18 @@ struct IntakePage {
 }
 
 async fn intake_page(state: &AppState, me: &crate::auth::Caller, ctx: &Ctx, mut f: IntakeForm, saved: Option<Saved>, error: String) -> Result<Html<String>, Response> {
-    f.key = ctx.op.clone();
+    f.key = form_key(ctx);
     if f.source.is_empty() {
         f.source = "hotline".into();
     }
     let categories = crate::ui_public::category_labels(&state.db.categories().await.map_err(ui_err)?);
     let c = Chrome::for_user(ctx, me, "intake", ctx.lang.t("intake.title"));
     Ok(render(&IntakePage { c, f, categories, saved, error, geo: PICK_GEO.into() }))
+}
+
+/// A fresh key for a rendered form, so that a second click on it saves nothing twice.
+pub(crate) fn form_key(ctx: &Ctx) -> String {
+    store::auth::random_secret().map(|k| k[..24].to_string()).unwrap_or_else(|_| ctx.op.clone())
 }
 
 /// The layers a point is picked on: the district's communities and grids.

@@ -187,7 +187,9 @@ struct ReportPage {
 }
 
 async fn report_page(state: &AppState, me: &Caller, ctx: &Ctx, mut f: ReportFields, error: String) -> Result<Response, Response> {
-    f.key = if f.key.is_empty() { ctx.op.clone() } else { f.key };
+    if f.key.is_empty() {
+        f.key = crate::ui_incidents::form_key(ctx);
+    }
     let cats = state.db.categories().await.map_err(ui_err)?;
     let spot: std::collections::HashSet<String> = cats.iter().filter(|c| c.on_spot).map(|c| c.code.clone()).collect();
     let categories = crate::ui_public::category_labels(&cats).into_iter().map(|(code, label)| { let s = spot.contains(&code); (code, label, s) }).collect();

@@ -353,16 +353,21 @@ impl Db {
         let now = self.now_ms();
         let clock = timing.clock(&new.category, domain::incident::Step::File, now, 0);
         let receipt = new_receipt(now)?;
+        // The point is bound as two plain floats and a flag, never as a NULL float: sqlx
+        // 0.9's Any driver sends a NULL f64 as a float4, a PostgreSQL connection then caches
+        // the statement with float4 parameters, and the next report with a point on that
+        // connection fails ("incorrect binary data format in bind parameter 4").
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO incidents (receipt, category, description, lat, lon, address, grid, area_code, level, source, state, on_spot_allowed, \
              reporter_account, reporter_phone, version, created_at, updated_at, step_started_at, warn_at, due_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11, $12, $13, 1, $14, $14, $14, $15, $16) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, CASE WHEN $17 = 1 THEN $4 END, CASE WHEN $17 = 1 THEN $5 END, $6, $7, $8, $9, $10, 'reported', $11, $12, $13, 1, \
+             $14, $14, $14, $15, $16) RETURNING {COLUMNS}"
         )))
         .bind(&receipt)
         .bind(&new.category)
         .bind(new.description.trim())
-        .bind(new.point.map(|p| p.0))
-        .bind(new.point.map(|p| p.1))
+        .bind(new.point.map_or(0.0, |p| p.0))
+        .bind(new.point.map_or(0.0, |p| p.1))
         .bind(new.address.as_deref().map(str::trim).filter(|a| !a.is_empty()))
         .bind(new.grid.as_ref().map(|g| g.to_string()))
         .bind(&area)
@@ -374,6 +379,7 @@ impl Db {
         .bind(now)
         .bind(clock.map(|c| c.warn_at))
         .bind(clock.map(|c| c.due_at))
+        .bind(i64::from(new.point.is_some()))
         .fetch_one(&mut *tx)
         .await?;
         let inc = incident(&row)?;

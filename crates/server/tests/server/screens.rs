@@ -21,6 +21,7 @@ on_both_backends!(
     the_mobile_list_shows_a_worker_their_grid_only,
     html_in_a_description_is_escaped_everywhere,
     the_desk_places_once_and_counts_by_state_and_colour,
+    address_only_reports_do_not_break_the_next_report_with_a_point,
 );
 
 /// A browser session of an account: (cookie header, CSRF token).
@@ -531,4 +532,19 @@ async fn the_desk_places_once_and_counts_by_state_and_colour(d: Dialect) {
     let sw = app.db.scoped(&pw, store::audit::Actor::of(&pw, "t3", "local"));
     let c = sw.incidents().expect("desk").counts(&all).await.expect("counts");
     assert!(c.by_state.iter().all(|(_, n)| *n == 0) || c.by_state.is_empty());
+}
+
+/// An address-only report binds no point; the reports with a point that follow it, on
+/// whichever pooled connection, still store theirs (a NULL float once made PostgreSQL
+/// refuse the next point on the same connection).
+async fn address_only_reports_do_not_break_the_next_report_with_a_point(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let op = app.operator.clone();
+    let (lat, lon, g) = inside(&app, 11);
+    for k in 0..6 {
+        report(&app, &op, json!({"category": "E0101", "description": format!("地址{k}"), "address": "红旗路"})).await;
+        let id = report(&app, &op, json!({"category": "E0101", "description": format!("定位{k}"), "location": {"lat": lat, "lon": lon}})).await;
+        let i = read(&app, id).await;
+        assert_eq!((i["grid"].as_str(), i["lat"].as_f64()), (Some(g.as_str()), Some(lat)));
+    }
 }
