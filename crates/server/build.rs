@@ -22,6 +22,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("src/app.css", "app.css", "text/css; charset=utf-8"),
     ("src/map.js", "map.js", "text/javascript; charset=utf-8"),
     ("src/report.js", "report.js", "text/javascript; charset=utf-8"),
+    ("src/mobile.js", "mobile.js", "text/javascript; charset=utf-8"),
 ];
 
 fn main() {

@@ -7,6 +7,8 @@
   if (!el || !window.L) return;
 
   var focus = el.getAttribute("data-focus") || window.location.hash.replace("#", "");
+  // Pick mode: a click on the map fills the lat/lon fields of this form (intake, placing).
+  var pick = document.getElementById(el.getAttribute("data-pick") || "");
   var palette = ["#0b5cad", "#1e8e3e", "#b76e00", "#8e44ad", "#c0392b", "#16a085",
                  "#d35400", "#2c3e50", "#7f8c8d", "#6d4c41", "#2980b9", "#e67e22"];
   // Streets take the palette's colours in code order, so neighbours rarely share one.
@@ -52,7 +54,7 @@
       onEachFeature: function (f, l) {
         var p = f.properties;
         l.bindTooltip(p.name + " · " + p.code, { sticky: true });
-        if (p.level !== "street" && p.code !== focus) {
+        if (!pick && p.level !== "street" && p.code !== focus) {
           l.on("click", function () { window.location.href = "/areas/" + p.code; });
         }
         if (p.code === focus && l.getBounds) bounds = l.getBounds();
@@ -79,6 +81,26 @@
     if (!isNaN(plat) && !isNaN(plon)) L.marker([plat, plon]).addTo(map);
     el.setAttribute("data-ready", "true");
   });
+
+  if (pick) {
+    var picked = null;
+    var put = function (lat, lon) {
+      if (picked) map.removeLayer(picked);
+      picked = L.marker([lat, lon]).addTo(map);
+    };
+    map.on("click", function (e) {
+      pick.lat.value = e.latlng.lat.toFixed(6);
+      pick.lon.value = e.latlng.lng.toFixed(6);
+      put(e.latlng.lat, e.latlng.lng);
+    });
+    var typed = function () {
+      var lat = parseFloat(pick.lat.value), lon = parseFloat(pick.lon.value);
+      if (!isNaN(lat) && !isNaN(lon)) { put(lat, lon); map.panTo([lat, lon]); }
+    };
+    pick.lat.addEventListener("change", typed);
+    pick.lon.addEventListener("change", typed);
+    el.classList.add("picking");
+  }
 
   // Layer switches on the map page.
   document.querySelectorAll("input[data-layer]").forEach(function (box) {

@@ -327,6 +327,12 @@ fn may(who: Actor, action: Action) -> bool {
     }
 }
 
+/// Whether a staff role may ever take `action` (whatever the incident's state): e.g. who
+/// sees the bulk dispatch controls.
+pub fn role_may(role: Role, action: Action) -> bool {
+    may(Actor::Staff(role), action)
+}
+
 /// The actions `who` may take now.
 pub fn allowed(l: &Loop, who: Actor) -> Vec<Action> {
     Action::ALL.into_iter().filter(|a| fits(l, *a) && may(who, *a)).collect()

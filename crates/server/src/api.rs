@@ -37,7 +37,7 @@ use crate::problem::{ApiError, Problem};
         crate::catalogue::set_day,
         crate::incidents::report, crate::incidents::list, crate::incidents::read, crate::incidents::transition,
         crate::incidents::receipt, crate::incidents::duplicates, crate::inbox::inbox, crate::inbox::mark_read,
-        crate::incidents::upload_photo, crate::incidents::photo,
+        crate::incidents::upload_photo, crate::incidents::photo, crate::incidents::place,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),

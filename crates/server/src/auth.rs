@@ -122,7 +122,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     };
     let body = match expected {
         Some(expected) if unsafe_method => {
-            let (ok, body) = csrf_matches(&parts.headers, body, expected.as_deref()).await;
+            let (ok, body) = csrf_matches(&parts.headers, body, expected.as_deref(), state.config.photo_max_bytes).await;
             if !ok {
                 if let Some(c) = &caller {
                     let e = c.actor.entry("csrf", "request", parts.uri.path(), "denied", "missing or wrong CSRF token");
@@ -144,17 +144,23 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 }
 
 /// Compare the request's CSRF token (header, or `csrf` field of a form) with the expected one.
-/// The body is read for forms and handed back whole.
-async fn csrf_matches(headers: &HeaderMap, body: axum::body::Body, expected: Option<&str>) -> (bool, axum::body::Body) {
+/// The body is read for forms and handed back whole. A multipart form (one that carries a
+/// photo) is read up to the photo limit and a little more for its other fields.
+async fn csrf_matches(headers: &HeaderMap, body: axum::body::Body, expected: Option<&str>, photo_max: usize) -> (bool, axum::body::Body) {
     let Some(expected) = expected.filter(|e| !e.is_empty()) else { return (false, body) };
     if let Some(h) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return (constant_time_eq(h.as_bytes(), expected.as_bytes()), body);
     }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(boundary) = crate::multipart::boundary(content_type) {
+        let Ok(bytes) = axum::body::to_bytes(body, photo_max + (64 << 10)).await else {
+            return (false, axum::body::Body::empty());
+        };
+        let found = crate::multipart::parse(&bytes, &boundary).and_then(|parts| parts.into_iter().find(|p| p.name == CSRF_FIELD));
+        let ok = found.is_some_and(|f| constant_time_eq(&f.data, expected.as_bytes()));
+        return (ok, axum::body::Body::from(bytes));
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return (false, body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
@@ -163,6 +169,15 @@ async fn csrf_matches(headers: &HeaderMap, body: axum::body::Body, expected: Opt
     let found = form_field(&bytes, CSRF_FIELD);
     let ok = found.is_some_and(|f| constant_time_eq(f.as_bytes(), expected.as_bytes()));
     (ok, axum::body::Body::from(bytes))
+}
+
+/// Every field of an urlencoded form, in order (a field may repeat, like checkboxes).
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&').filter(|kv| !kv.is_empty()).map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (url_decode(k), url_decode(v))
+    }).collect()
 }
 
 /// One field of an urlencoded form.

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/incidents", post(report).get(list))
         .route("/api/v1/incidents/{id}", get(read))
         .route("/api/v1/incidents/{id}/transitions", post(transition))
+        .route("/api/v1/incidents/{id}/place", post(place))
         .route("/api/v1/incidents/{id}/duplicates", get(duplicates))
         .route("/api/v1/public/receipts/{receipt}", get(receipt))
 }
@@ -500,13 +501,21 @@ pub async fn transition(
     };
     match desk.transition(id, req.version, action, &input).await {
         Ok(inc) => Ok(Json(IncidentDto::new(&inc, &Clocks::load(&state).await?))),
-        Err(TransitionFailure::Store(e)) => Err(e.into()),
-        Err(TransitionFailure::Stale { current }) => Err(ApiError::new(
+        Err(e) => Err(failure_problem(e)),
+    }
+}
+
+/// A failed transition (or placing) as a problem: 409 for a stale version or a step the
+/// loop refuses (with the allowed actions), 404 out of scope, 400 for bad input.
+fn failure_problem(e: TransitionFailure) -> ApiError {
+    match e {
+        TransitionFailure::Store(e) => e.into(),
+        TransitionFailure::Stale { current } => ApiError::new(
             StatusCode::CONFLICT,
             "stale_version",
             format!("the incident changed since you read it (now at version {current}); read it again"),
-        )),
-        Err(TransitionFailure::Refused(e)) => {
+        ),
+        TransitionFailure::Refused(e) => {
             let mut err = ApiError::new(
                 if e.code() == "invalid_rating" { StatusCode::BAD_REQUEST } else { StatusCode::CONFLICT },
                 e.code(),
@@ -515,8 +524,52 @@ pub async fn transition(
             if let domain::incident::TransitionError::NotAllowed { allowed, .. } = &e {
                 err.errors = Some(serde_json::json!({"allowed": allowed.iter().map(|a| a.as_str()).collect::<Vec<_>>()}));
             }
-            Err(err)
+            err
         }
+    }
+}
+
+/// Where an address-only report is.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlaceRequest {
+    /// The version you read: a stale one is refused with 409.
+    pub version: i64,
+    /// WGS-84; must lie in a basic grid within your area.
+    pub location: Location,
+    /// Why, or how the point was found (kept in the timeline).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Place an address-only report (定位): give it a point, which resolves to its basic grid
+/// and moves the incident from the district's unassigned queue to that grid. For the
+/// command centre's operators, dispatchers and shift leads. Recorded in the timeline as a
+/// `place` step and in the audit trail.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/place", tag = "incidents", operation_id = "placeIncident",
+    params(("id" = i64, Path)), request_body = PlaceRequest,
+    responses(
+        (status = 200, body = IncidentDto),
+        (status = 400, description = "A point outside every basic grid (point_unassigned) or outside your area, or a report placed already (already_placed)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A stale version, or a role that may not place reports", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn place(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(raw): Path<String>, Body(req): Body<PlaceRequest>) -> Result<Json<IncidentDto>, ApiError> {
+    let s = c.scoped(&state);
+    let Some(desk) = s.incidents() else {
+        return Err(s.deny("incident.place", "incident", &raw).await.into());
+    };
+    let id = incident_id(&raw)?;
+    let (lat, lon) = domain::error::parse_point(&req.location.lat.to_string(), &req.location.lon.to_string())?;
+    let grid = state
+        .grids
+        .snapshot()
+        .locate_grid(lon, lat)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("point_unassigned", "the point lies outside every basic grid"))?;
+    match desk.place(id, req.version, (lat, lon), &grid, &req.note).await {
+        Ok(inc) => Ok(Json(IncidentDto::new(&inc, &Clocks::load(&state).await?))),
+        Err(e) => Err(failure_problem(e)),
     }
 }
 

@@ -12,13 +12,16 @@ pub mod catalogue;
 pub mod assets;
 pub mod i18n;
 pub mod inbox;
+pub mod multipart;
 pub mod incidents;
 pub mod open311;
 pub mod opid;
 pub mod problem;
 pub mod ui;
 pub mod ui_account;
+pub mod ui_inbox;
 pub mod ui_incidents;
+pub mod ui_mobile;
 pub mod ui_public;
 
 use std::net::SocketAddr;
@@ -120,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .merge(inbox::routes())
         .merge(open311::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
+        .merge(ui_mobile::upload_routes(state.config.photo_max_bytes))
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)

@@ -32,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::ui_account::routes())
         .merge(crate::ui_public::routes())
         .merge(crate::ui_incidents::routes())
+        .merge(crate::ui_inbox::routes())
+        .merge(crate::ui_mobile::routes())
 }
 
 /// What every page needs: language, operation id, the current path.
@@ -114,6 +116,18 @@ impl Chrome {
     /// Works incidents (everyone but auditors and admins).
     pub fn works_incidents(&self) -> bool {
         self.user.as_ref().is_some_and(|u| !matches!(u.role, domain::Role::Auditor | domain::Role::Admin))
+    }
+    /// Works in a grid (the mobile list is theirs).
+    pub fn is_grid_staff(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| matches!(u.role, domain::Role::GridWorker | domain::Role::GridLeader))
+    }
+    /// Takes hotline calls and camera sightings (the intake form).
+    pub fn takes_intake(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead))
+    }
+    /// A word whose key is a prefix and a value, e.g. `warning.` and `red`.
+    pub fn tk(&self, prefix: &str, value: &str) -> &'static str {
+        self.lang.t(&format!("{prefix}{value}"))
     }
     pub fn may_unmask(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.role.may_unmask())

@@ -82,6 +82,11 @@ pub struct ReportForm {
     phone: String,
 }
 
+/// Second-level categories as (code, "kind · parent — name"), for staff forms.
+pub fn category_labels(cats: &[Category]) -> Vec<(String, String)> {
+    options(cats).into_iter().map(|o| (o.code, o.label)).collect()
+}
+
 fn options(cats: &[Category]) -> Vec<CategoryOption> {
     let top: HashMap<&str, &str> = cats.iter().filter(|c| c.parent.is_none()).map(|c| (c.code.as_str(), c.name.as_str())).collect();
     cats.iter()

@@ -5,7 +5,7 @@
 use domain::access::mask_phone;
 use domain::calendar::{StepClock, Warning};
 use domain::incident::{self, Action, Loop, State, TransitionError};
-use domain::{AreaCode, Phone, Principal, Role};
+use domain::{AreaCode, Level, Phone, Principal, Role};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -243,6 +243,65 @@ pub struct IncidentFilter {
     pub limit: i64,
 }
 
+/// Incidents by state and by warning colour (see [`crate::scoped::IncidentDesk::counts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IncidentCounts {
+    /// Each state that has incidents, in the loop's order.
+    pub by_state: Vec<(State, i64)>,
+    pub green: i64,
+    pub yellow: i64,
+    pub red: i64,
+}
+
+/// The WHERE clauses of a scoped, filtered list, and the texts they bind ($1, $2 …).
+fn where_of(scope: &IncidentScope, f: &IncidentFilter) -> (Vec<String>, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
+    match scope {
+        IncidentScope::Area(a) => {
+            texts.push(format!("{a}%"));
+            clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+        }
+        IncidentScope::Department(d) => {
+            texts.push(d.clone());
+            clauses.push(format!("department = ${}", texts.len()));
+        }
+        IncidentScope::All => clauses.push("1 = 1".into()),
+    }
+    if let Some(s) = f.state {
+        texts.push(s.as_str().into());
+        clauses.push(format!("state = ${}", texts.len()));
+    }
+    if let Some(c) = &f.category {
+        texts.push(c.clone());
+        clauses.push(format!("category = ${}", texts.len()));
+    }
+    if let Some(a) = &f.area {
+        texts.push(format!("{a}%"));
+        clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+    }
+    if let Some(d) = &f.department {
+        texts.push(d.clone());
+        clauses.push(format!("department = ${}", texts.len()));
+    }
+    if let Some(src) = f.source {
+        texts.push(src.as_str().into());
+        clauses.push(format!("source = ${}", texts.len()));
+    }
+    if let Some((w, now)) = f.warning {
+        // Integers are formatted, not bound: texts are the only binds here.
+        clauses.push(match w {
+            Warning::Green => format!("warn_at > {now}"),
+            Warning::Yellow => format!("warn_at <= {now} AND due_at >= {now}"),
+            Warning::Red => format!("due_at < {now}"),
+        });
+    }
+    if let Some(b) = f.before_id {
+        clauses.push(format!("id < {b}"));
+    }
+    (clauses, texts)
+}
+
 impl Db {
     /// Store a new report. With an idempotency key, a retry returns the first incident
     /// (and `false`). It returns once the report is committed (see `intake.rs`: reports
@@ -364,56 +423,106 @@ impl Db {
 
     /// Incidents visible under a scope: an area prefix, or a department's dispatches.
     pub(crate) async fn incidents_where(&self, scope: &IncidentScope, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
-        let mut clauses = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
-        match scope {
-            IncidentScope::Area(a) => {
-                texts.push(format!("{a}%"));
-                clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
-            }
-            IncidentScope::Department(d) => {
-                texts.push(d.clone());
-                clauses.push(format!("department = ${}", texts.len()));
-            }
-            IncidentScope::All => clauses.push("1 = 1".into()),
-        }
-        if let Some(s) = f.state {
-            texts.push(s.as_str().into());
-            clauses.push(format!("state = ${}", texts.len()));
-        }
-        if let Some(c) = &f.category {
-            texts.push(c.clone());
-            clauses.push(format!("category = ${}", texts.len()));
-        }
-        if let Some(a) = &f.area {
-            texts.push(format!("{a}%"));
-            clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
-        }
-        if let Some(d) = &f.department {
-            texts.push(d.clone());
-            clauses.push(format!("department = ${}", texts.len()));
-        }
-        if let Some(src) = f.source {
-            texts.push(src.as_str().into());
-            clauses.push(format!("source = ${}", texts.len()));
-        }
-        if let Some((w, now)) = f.warning {
-            // Integers are formatted, not bound: texts are the only binds here.
-            clauses.push(match w {
-                Warning::Green => format!("warn_at > {now}"),
-                Warning::Yellow => format!("warn_at <= {now} AND due_at >= {now}"),
-                Warning::Red => format!("due_at < {now}"),
-            });
-        }
-        if let Some(b) = f.before_id {
-            clauses.push(format!("id < {b}"));
-        }
+        let (clauses, texts) = where_of(scope, f);
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE {} ORDER BY id DESC LIMIT {}", clauses.join(" AND "), f.limit.clamp(1, 500));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for t in texts {
             q = q.bind(t);
         }
         q.fetch_all(&self.pool).await?.iter().map(incident).collect()
+    }
+
+    /// How many incidents under a scope match the filter, by state and by warning colour
+    /// at `now`. The state counts ignore the filter's state and the colour counts its colour,
+    /// so that each count says what choosing it would show. `before_id` and `limit` are ignored.
+    pub(crate) async fn incident_counts(&self, scope: &IncidentScope, f: &IncidentFilter, now: i64) -> Result<IncidentCounts, StoreError> {
+        let unpaged = IncidentFilter { before_id: None, ..f.clone() };
+        let (clauses, texts) = where_of(scope, &IncidentFilter { state: None, ..unpaged.clone() });
+        let sql = format!("SELECT state, COUNT(*) AS n FROM incidents WHERE {} GROUP BY state", clauses.join(" AND "));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in texts {
+            q = q.bind(t);
+        }
+        let mut by_state = Vec::new();
+        for r in q.fetch_all(&self.pool).await? {
+            let s: String = r.try_get("state")?;
+            let n: i64 = r.try_get("n")?;
+            by_state.push((s.parse::<State>().map_err(|e| StoreError::Corrupt(format!("incidents.state: {e}")))?, n));
+        }
+        by_state.sort_by_key(|(s, _)| State::ALL.iter().position(|x| x == s));
+        let (clauses, texts) = where_of(scope, &IncidentFilter { warning: None, ..unpaged });
+        // Integers are formatted, not bound: texts are the only binds here.
+        let sql = format!(
+            "SELECT COALESCE(SUM(CASE WHEN warn_at > {now} THEN 1 ELSE 0 END), 0) AS green, \
+             COALESCE(SUM(CASE WHEN warn_at <= {now} AND due_at >= {now} THEN 1 ELSE 0 END), 0) AS yellow, \
+             COALESCE(SUM(CASE WHEN due_at < {now} THEN 1 ELSE 0 END), 0) AS red FROM incidents WHERE {}",
+            clauses.join(" AND ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in texts {
+            q = q.bind(t);
+        }
+        let r = q.fetch_one(&self.pool).await?;
+        Ok(IncidentCounts { by_state, green: r.try_get("green")?, yellow: r.try_get("yellow")?, red: r.try_get("red")? })
+    }
+
+    /// Give an address-only report its point and grid (see [`crate::scoped::IncidentDesk::place`]).
+    pub(crate) async fn place_incident(
+        &self,
+        actor: &Actor,
+        id: i64,
+        version: i64,
+        point: (f64, f64),
+        grid: &AreaCode,
+        note: &str,
+    ) -> Result<Incident, TransitionFailure> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await?;
+        let cur = incident(&row.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?)?;
+        if cur.version != version {
+            return Err(TransitionFailure::Stale { current: cur.version });
+        }
+        if cur.grid.is_some() || !(cur.loop_.state.is_open() || cur.loop_.state == State::Shelved) {
+            return Err(StoreError::Invalid {
+                code: "already_placed",
+                message: format!("incident {id} is placed already or no longer open; only an open address-only report is placed"),
+            }
+            .into());
+        }
+        let known = sqlx::query("SELECT 1 FROM areas WHERE code = $1 AND level = 'grid'").bind(grid.as_str()).fetch_optional(&mut *tx).await?;
+        if known.is_none() {
+            return Err(StoreError::Invalid { code: "unknown_grid", message: format!("no basic grid {grid}") }.into());
+        }
+        let now = self.now_ms();
+        // An unplaced report is the district's; placed, it is its grid's, like any report
+        // made with a point (the same grid workers verify it and the same leads see it).
+        let (area, level) = (grid.to_string(), Level::Grid);
+        let n = sqlx::query(
+            "UPDATE incidents SET lat = $1, lon = $2, grid = $3, area_code = $4, level = $5, version = version + 1, updated_at = $6 \
+             WHERE id = $7 AND version = $8",
+        )
+        .bind(point.0)
+        .bind(point.1)
+        .bind(grid.as_str())
+        .bind(&area)
+        .bind(level.as_str())
+        .bind(now)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(TransitionFailure::Stale { current: version + 1 });
+        }
+        let state = cur.loop_.state;
+        let why = if note.trim().is_empty() { format!("定位至网格 {grid}") } else { format!("定位至网格 {grid}：{}", note.trim()) };
+        insert_transition(&mut tx, id, "place", Some(state), state, actor, &why, now).await?;
+        let detail = format!("grid={grid} lat={} lon={}", point.0, point.1);
+        crate::audit::append(self, &mut tx, actor.entry("incident.place", "incident", &id.to_string(), "ok", &detail)).await?;
+        tx.commit().await?;
+        Ok(self.incident(id).await?.ok_or_else(|| StoreError::NotFound(format!("incident {id}")))?)
     }
 
     /// Apply a transition if the incident is still at `version`.

@@ -14,7 +14,7 @@ use sqlx::Row;
 use crate::StoreError;
 use crate::audit::{self, Actor, AuditQuery, AuditRow};
 use crate::auth::{Account, NewAccount};
-use crate::incidents::{Incident, IncidentFilter, IncidentScope, NewIncident, Transition, TransitionFailure, TransitionInput};
+use crate::incidents::{Incident, IncidentCounts, IncidentFilter, IncidentScope, NewIncident, Transition, TransitionFailure, TransitionInput};
 use crate::db::Db;
 
 /// A grid team member as any signed-in account sees it: the phone masked.
@@ -342,9 +342,54 @@ impl IncidentDesk<'_> {
         Ok(near.into_iter().filter(|n| self.scope.contains(n)).collect())
     }
 
-    /// The actions the caller may take on an incident now.
+    /// How many incidents in scope match the filter, by state and by warning colour now
+    /// (each facet ignoring its own part of the filter).
+    pub async fn counts(&self, f: &IncidentFilter) -> Result<IncidentCounts, StoreError> {
+        self.s.db.incident_counts(&self.scope, f, self.s.db.now_ms()).await
+    }
+
+    /// The actions the caller may take on an incident now: those the loop allows the role,
+    /// less the dispatched work that went to someone else.
     pub fn allowed(&self, i: &Incident) -> Vec<domain::incident::Action> {
         domain::incident::allowed(&i.loop_, domain::incident::Actor::Staff(self.s.who.role))
+            .into_iter()
+            .filter(|a| !assignee_only(*a) || self.is_assignee(i))
+            .collect()
+    }
+
+    /// Whether dispatched work is the caller's: the department's handlers, or the people
+    /// of the grid it went to.
+    fn is_assignee(&self, i: &Incident) -> bool {
+        let who = self.s.who;
+        match (&i.department, &i.assignee_area) {
+            (Some(d), _) => who.role == Role::DepartmentHandler && who.department.as_deref() == Some(d.as_str()),
+            (None, Some(g)) => who.role != Role::DepartmentHandler && g.starts_with(&who.area),
+            (None, None) => false,
+        }
+    }
+
+    /// Whether the caller's role may place address-only reports (the command centre's).
+    pub fn may_place(&self) -> bool {
+        matches!(self.s.who.role, Role::Operator | Role::Dispatcher | Role::ShiftLead)
+    }
+
+    /// Place an address-only report (定位): give it the point an operator found and the
+    /// basic grid that point lies in, which moves it from the district's unassigned queue
+    /// to that grid. Versioned like a transition, written in the timeline as a `place` step
+    /// (who, when, the note) and audited in the same transaction. The incident must be in
+    /// scope (else denied as not found) and so must the grid.
+    pub async fn place(&self, id: i64, version: i64, point: (f64, f64), grid: &domain::AreaCode, note: &str) -> Result<Incident, TransitionFailure> {
+        let inc = match self.s.db.incident(id).await? {
+            Some(i) if self.scope.contains(&i) => i,
+            _ => return Err(TransitionFailure::Store(self.s.deny("incident.place", "incident", &id.to_string()).await)),
+        };
+        if !self.may_place() {
+            return Err(TransitionFailure::Refused(domain::incident::TransitionError::Forbidden { action: "place" }));
+        }
+        if !self.s.in_scope(grid) {
+            return Err(StoreError::Invalid { code: "area_out_of_scope", message: format!("grid {grid} is outside your area {}", self.s.who.area) }.into());
+        }
+        self.s.db.place_incident(&self.s.actor, inc.id, version, point, grid, note).await
     }
 
     pub async fn transition(
@@ -361,17 +406,8 @@ impl IncidentDesk<'_> {
         };
         // Work that was dispatched is done by whom it was dispatched to: the department's
         // handlers, or the people of the grid.
-        use domain::incident::Action as A;
-        if matches!(action, A::Accept | A::Return | A::RequestExtension | A::Handle) {
-            let who = self.s.who;
-            let assignee = match (&inc.department, &inc.assignee_area) {
-                (Some(d), _) => who.role == Role::DepartmentHandler && who.department.as_deref() == Some(d.as_str()),
-                (None, Some(g)) => who.role != Role::DepartmentHandler && g.starts_with(&who.area),
-                (None, None) => false,
-            };
-            if !assignee {
-                return Err(TransitionFailure::Refused(domain::incident::TransitionError::Forbidden { action: action.as_str() }));
-            }
+        if assignee_only(action) && !self.is_assignee(&inc) {
+            return Err(TransitionFailure::Refused(domain::incident::TransitionError::Forbidden { action: action.as_str() }));
         }
         // A merge's survivor must be in scope too.
         if let Some(into) = input.into {
@@ -383,4 +419,10 @@ impl IncidentDesk<'_> {
         let who = domain::incident::Actor::Staff(self.s.who.role);
         self.s.db.transition(&self.s.actor, who, id, version, action, input).await
     }
+}
+
+/// Actions only the assignee of dispatched work takes.
+fn assignee_only(a: domain::incident::Action) -> bool {
+    use domain::incident::Action as A;
+    matches!(a, A::Accept | A::Return | A::RequestExtension | A::Handle)
 }

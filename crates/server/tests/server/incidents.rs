@@ -16,7 +16,7 @@ on_both_backends!(
     photos_are_typed_by_content_and_lose_their_location,
 );
 
-async fn with_catalogue(d: Dialect) -> Option<TestApp> {
+pub(crate) async fn with_catalogue(d: Dialect) -> Option<TestApp> {
     let app = TestApp::with_demo(d).await?;
     app.db
         .load_catalogue(
@@ -31,7 +31,7 @@ async fn with_catalogue(d: Dialect) -> Option<TestApp> {
 }
 
 /// A point inside a grid, and the grid's code.
-fn inside(app: &TestApp, k: usize) -> (f64, f64, String) {
+pub(crate) fn inside(app: &TestApp, k: usize) -> (f64, f64, String) {
     let index = domain::GridIndex::build(&app.demo.areas);
     let grid = app.demo.areas.iter().filter(|a| a.level == Level::Grid).nth(k).expect("grid");
     let b = grid.bbox().expect("bbox");
@@ -40,11 +40,11 @@ fn inside(app: &TestApp, k: usize) -> (f64, f64, String) {
     (lat, lon, grid.code.to_string())
 }
 
-async fn act(app: &TestApp, who: &TestUser, id: i64, body: Value) -> crate::Reply {
+pub(crate) async fn act(app: &TestApp, who: &TestUser, id: i64, body: Value) -> crate::Reply {
     app.send(Req::new(Method::POST, &format!("/api/v1/incidents/{id}/transitions")).token(&who.token).json(body)).await
 }
 
-fn version(r: &crate::Reply) -> i64 {
+pub(crate) fn version(r: &crate::Reply) -> i64 {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.json()["version"].as_i64().expect("version")
 }

@@ -5,6 +5,7 @@ mod access;
 mod areas;
 mod incidents;
 mod open311;
+mod screens;
 
 use std::sync::Arc;
 use std::time::Duration;
