@@ -49,7 +49,8 @@ struct Facet {
     label: &'static str,
     /// The CSS class of a warning light ("" for a state).
     light: &'static str,
-    n: i64,
+    /// None: a finished state, listed but not counted.
+    n: Option<i64>,
     href: String,
     active: bool,
 }
@@ -183,14 +184,21 @@ async fn board(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, 
         .map(|(st, n)| Facet {
             label: state_label(ctx.lang, st.as_str()),
             light: "",
-            n: *n,
+            n: Some(*n),
             href: board_href(&fv, "state", Some(st.as_str()), None),
             active: cur("state") == st.as_str(),
         })
+        .chain(domain::incident::State::ALL.iter().filter(|s| !store::incidents::QUEUE_STATES.contains(s)).map(|st| Facet {
+            label: state_label(ctx.lang, st.as_str()),
+            light: "",
+            n: None,
+            href: board_href(&fv, "state", Some(st.as_str()), None),
+            active: cur("state") == st.as_str(),
+        }))
         .collect();
     let colour_facets = [("red", counts.red), ("yellow", counts.yellow), ("green", counts.green)]
         .into_iter()
-        .map(|(w, n)| Facet { label: ctx.lang.t(&format!("warning.{w}")), light: w, n, href: board_href(&fv, "warning", Some(w), None), active: cur("warning") == w })
+        .map(|(w, n)| Facet { label: ctx.lang.t(&format!("warning.{w}")), light: w, n: Some(n), href: board_href(&fv, "warning", Some(w), None), active: cur("warning") == w })
         .collect();
     let older = match items.last() {
         Some(last) if items.len() as i64 == f.limit => board_href(&fv, "", None, Some(last.id)),

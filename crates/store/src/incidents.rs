@@ -246,22 +246,64 @@ pub struct IncidentFilter {
 /// Incidents by state and by warning colour (see [`crate::scoped::IncidentDesk::counts`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IncidentCounts {
-    /// Each state that has incidents, in the loop's order.
+    /// Each state of the queue ([`QUEUE_STATES`]) that has incidents, in the loop's order.
     pub by_state: Vec<(State, i64)>,
     pub green: i64,
     pub yellow: i64,
     pub red: i64,
 }
 
+/// Incidents owned by, or dispatched to, an area in `a`'s subtree. A community or a grid
+/// holds a small share of the incidents: a code range, which the (area_code, id) and
+/// (assignee_area, id) indexes serve. A street or the district holds a large share: a
+/// prefix match the planner cannot turn into an index range, so it walks the newest
+/// incidents (or a state's, a colour's) and keeps the matching ones, which comes sooner
+/// than sorting the whole subtree by id.
+fn area_clause(a: &AreaCode, clauses: &mut Vec<String>, texts: &mut Vec<String>) {
+    if a.as_str().len() < Level::Community.code_len() {
+        texts.push(format!("{a}%"));
+        clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+        return;
+    }
+    // Codes are digits: everything under "430503001001" lies in ["430503001001", "430503001002").
+    texts.push(a.to_string());
+    let lo = texts.len();
+    match successor(a.as_str()) {
+        Some(hi) => {
+            texts.push(hi);
+            let hi = texts.len();
+            clauses.push(format!("((area_code >= ${lo} AND area_code < ${hi}) OR (assignee_area >= ${lo} AND assignee_area < ${hi}))"));
+        }
+        None => clauses.push(format!("(area_code >= ${lo} OR assignee_area >= ${lo})")),
+    }
+}
+
+/// The next string of digits of the same length ("0419" → "0420"); None after all nines.
+fn successor(digits: &str) -> Option<String> {
+    let mut b = digits.as_bytes().to_vec();
+    for i in (0..b.len()).rev() {
+        if b[i] == b'9' {
+            b[i] = b'0';
+        } else {
+            b[i] += 1;
+            return String::from_utf8(b).ok();
+        }
+    }
+    None
+}
+
+/// States of the queue: what still needs someone (shelved items too). The board counts
+/// these; finished ones (closed, evaluated, rejected, merged, void) are listed, not counted,
+/// so the counts stay cheap however many incidents a year closes.
+pub const QUEUE_STATES: [State; 7] =
+    [State::Reported, State::Filed, State::Dispatched, State::InProgress, State::Handled, State::Verified, State::Shelved];
+
 /// The WHERE clauses of a scoped, filtered list, and the texts they bind ($1, $2 …).
 fn where_of(scope: &IncidentScope, f: &IncidentFilter) -> (Vec<String>, Vec<String>) {
     let mut clauses = Vec::new();
     let mut texts: Vec<String> = Vec::new();
     match scope {
-        IncidentScope::Area(a) => {
-            texts.push(format!("{a}%"));
-            clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
-        }
+        IncidentScope::Area(a) => area_clause(a, &mut clauses, &mut texts),
         IncidentScope::Department(d) => {
             texts.push(d.clone());
             clauses.push(format!("department = ${}", texts.len()));
@@ -277,8 +319,7 @@ fn where_of(scope: &IncidentScope, f: &IncidentFilter) -> (Vec<String>, Vec<Stri
         clauses.push(format!("category = ${}", texts.len()));
     }
     if let Some(a) = &f.area {
-        texts.push(format!("{a}%"));
-        clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+        area_clause(a, &mut clauses, &mut texts);
     }
     if let Some(d) = &f.department {
         texts.push(d.clone());
@@ -291,9 +332,9 @@ fn where_of(scope: &IncidentScope, f: &IncidentFilter) -> (Vec<String>, Vec<Stri
     if let Some((w, now)) = f.warning {
         // Integers are formatted, not bound: texts are the only binds here.
         clauses.push(match w {
-            Warning::Green => format!("warn_at > {now}"),
-            Warning::Yellow => format!("warn_at <= {now} AND due_at >= {now}"),
-            Warning::Red => format!("due_at < {now}"),
+            Warning::Green => format!("due_at IS NOT NULL AND warn_at > {now}"),
+            Warning::Yellow => format!("due_at IS NOT NULL AND warn_at <= {now} AND due_at >= {now}"),
+            Warning::Red => format!("due_at IS NOT NULL AND due_at < {now}"),
         });
     }
     if let Some(b) = f.before_id {
@@ -436,34 +477,50 @@ impl Db {
     /// at `now`. The state counts ignore the filter's state and the colour counts its colour,
     /// so that each count says what choosing it would show. `before_id` and `limit` are ignored.
     pub(crate) async fn incident_counts(&self, scope: &IncidentScope, f: &IncidentFilter, now: i64) -> Result<IncidentCounts, StoreError> {
-        let unpaged = IncidentFilter { before_id: None, ..f.clone() };
-        let (clauses, texts) = where_of(scope, &IncidentFilter { state: None, ..unpaged.clone() });
-        let sql = format!("SELECT state, COUNT(*) AS n FROM incidents WHERE {} GROUP BY state", clauses.join(" AND "));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in texts {
-            q = q.bind(t);
-        }
-        let mut by_state = Vec::new();
-        for r in q.fetch_all(&self.pool).await? {
-            let s: String = r.try_get("state")?;
-            let n: i64 = r.try_get("n")?;
-            by_state.push((s.parse::<State>().map_err(|e| StoreError::Corrupt(format!("incidents.state: {e}")))?, n));
-        }
-        by_state.sort_by_key(|(s, _)| State::ALL.iter().position(|x| x == s));
-        let (clauses, texts) = where_of(scope, &IncidentFilter { warning: None, ..unpaged });
+        // One pass over the queue in scope, grouped by state, with each state's colours:
+        // the state counts (under the colour filter, if any) and the colour counts (under
+        // the state filter, if any) both come out of it.
+        let (mut clauses, texts) = where_of(scope, &IncidentFilter { state: None, warning: None, before_id: None, ..f.clone() });
+        let queue: Vec<String> = QUEUE_STATES.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        clauses.push(format!("state IN ({})", queue.join(", ")));
         // Integers are formatted, not bound: texts are the only binds here.
         let sql = format!(
-            "SELECT COALESCE(SUM(CASE WHEN warn_at > {now} THEN 1 ELSE 0 END), 0) AS green, \
+            "SELECT state, COUNT(*) AS n, COALESCE(SUM(CASE WHEN warn_at > {now} THEN 1 ELSE 0 END), 0) AS green, \
              COALESCE(SUM(CASE WHEN warn_at <= {now} AND due_at >= {now} THEN 1 ELSE 0 END), 0) AS yellow, \
-             COALESCE(SUM(CASE WHEN due_at < {now} THEN 1 ELSE 0 END), 0) AS red FROM incidents WHERE {}",
+             COALESCE(SUM(CASE WHEN due_at < {now} THEN 1 ELSE 0 END), 0) AS red FROM incidents WHERE {} GROUP BY state",
             clauses.join(" AND ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for t in texts {
             q = q.bind(t);
         }
-        let r = q.fetch_one(&self.pool).await?;
-        Ok(IncidentCounts { by_state, green: r.try_get("green")?, yellow: r.try_get("yellow")?, red: r.try_get("red")? })
+        let mut rows = Vec::new();
+        for r in q.fetch_all(&self.pool).await? {
+            let s: String = r.try_get("state")?;
+            let s = s.parse::<State>().map_err(|e| StoreError::Corrupt(format!("incidents.state: {e}")))?;
+            let get = |c: &str| -> Result<i64, StoreError> { Ok(r.try_get::<i64, _>(c)?) };
+            rows.push((s, get("n")?, [get("green")?, get("yellow")?, get("red")?]));
+        }
+        rows.sort_by_key(|(s, _, _)| State::ALL.iter().position(|x| x == s));
+        let colour = |w: Warning| match w {
+            Warning::Green => 0,
+            Warning::Yellow => 1,
+            Warning::Red => 2,
+        };
+        let by_state: Vec<(State, i64)> = rows
+            .iter()
+            .map(|(s, n, c)| (*s, f.warning.map_or(*n, |(w, _)| c[colour(w)])))
+            .filter(|(_, n)| f.warning.is_none() || *n > 0)
+            .collect();
+        let mut colours = [0i64; 3];
+        for (s, _, c) in &rows {
+            if f.state.is_none_or(|x| x == *s) {
+                for (total, n) in colours.iter_mut().zip(c) {
+                    *total += n;
+                }
+            }
+        }
+        Ok(IncidentCounts { by_state, green: colours[0], yellow: colours[1], red: colours[2] })
     }
 
     /// Give an address-only report its point and grid (see [`crate::scoped::IncidentDesk::place`]).
@@ -764,5 +821,15 @@ impl IncidentScope {
             IncidentScope::Department(d) => i.department.as_deref() == Some(d.as_str()),
             IncidentScope::All => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn successors_of_digit_strings() {
+        assert_eq!(super::successor("430503001001").as_deref(), Some("430503001002"));
+        assert_eq!(super::successor("430503001099").as_deref(), Some("430503001100"));
+        assert_eq!(super::successor("999"), None);
     }
 }

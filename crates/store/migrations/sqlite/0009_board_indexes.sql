@@ -9,3 +9,9 @@ DROP INDEX incidents_department;
 CREATE INDEX incidents_department ON incidents (department, id) WHERE department IS NOT NULL;
 -- Scope by a grid or community reaches what was dispatched to a grid in it, too.
 CREATE INDEX incidents_assignee ON incidents (assignee_area, id) WHERE assignee_area IS NOT NULL;
+-- The board lists a category newest first: (category, id) walks it in that order.
+DROP INDEX incidents_category;
+CREATE INDEX incidents_category ON incidents (category, id);
+-- Running steps newest first (the board's colour filters): the queue is a small share of
+-- all incidents, and walking it by id finds a page without sorting every red one.
+CREATE INDEX incidents_running ON incidents (id) WHERE due_at IS NOT NULL;
