@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod geometry;
 pub mod incident;
+pub mod kpi;
 pub mod locate;
 pub mod names;
 pub mod photo;

@@ -13,6 +13,7 @@ pub mod assets;
 pub mod i18n;
 pub mod inbox;
 pub mod incidents;
+pub mod kpis;
 pub mod opid;
 pub mod problem;
 pub mod ui;
@@ -79,6 +80,10 @@ impl AppState {
     /// Build the state: the grid index is loaded from the store.
     pub async fn new(db: Db, config: ServerConfig) -> Result<AppState, store::StoreError> {
         let grids = Arc::new(GridFollower::start(&db).await?);
+        let rollup = db.build_missing_kpis().await?;
+        if rollup > 0 {
+            tracing::info!(rows = rollup, "key-figure rollup built from the incidents");
+        }
         let clocks = db.fill_missing_clocks().await?;
         if clocks > 0 {
             tracing::info!(incidents = clocks, "open incidents given their stored time limits");
@@ -117,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .merge(catalogue::routes())
         .merge(incidents::routes())
         .merge(inbox::routes())
+        .merge(kpis::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui::routes())
         .merge(assets::routes())

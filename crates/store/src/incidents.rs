@@ -319,6 +319,7 @@ impl Db {
         .await?;
         let inc = incident(&row)?;
         insert_transition(&mut tx, inc.id, "report", None, State::Reported, actor, "", now).await?;
+        crate::kpis::track(&mut tx, None, inc.id).await?;
         if let (Some(acc), Some(key)) = (reporter_account, idempotency_key) {
             sqlx::query("INSERT INTO idempotency_keys (account_id, key, incident_id, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(acc)
@@ -612,6 +613,7 @@ impl Db {
             return Err(TransitionFailure::Stale { current: version + 1 });
         }
         insert_transition(&mut tx, id, action.as_str(), Some(cur.loop_.state), next.state, actor, &input.note, now).await?;
+        crate::kpis::track(&mut tx, Some(&cur), id).await?;
         let note_for = |what: &str| format!("事件 #{id}（{}）{what}", cur.category);
         match action {
             Action::Dispatch => {

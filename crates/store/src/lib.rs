@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod changes;
 pub mod db;
 pub mod incidents;
+pub mod kpis;
 pub mod index;
 pub mod scoped;
 pub mod timing;

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_step_clock.sql"),
         postgres: include_str!("../migrations/postgres/0007_step_clock.sql"),
     },
+    Migration {
+        version: 8,
+        name: "kpis",
+        sqlite: include_str!("../migrations/sqlite/0008_kpis.sql"),
+        postgres: include_str!("../migrations/postgres/0008_kpis.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

@@ -4,6 +4,7 @@
 mod access;
 mod areas;
 mod incidents;
+mod kpis;
 
 use std::sync::Arc;
 use std::time::Duration;
