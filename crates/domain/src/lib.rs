@@ -13,6 +13,7 @@ pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod geometry;
+pub mod history;
 pub mod incident;
 pub mod kpi;
 pub mod locate;

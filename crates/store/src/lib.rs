@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod changes;
 pub mod db;
+pub mod history;
 pub mod incidents;
 pub mod kpis;
 pub mod index;
