@@ -208,7 +208,7 @@ impl<'a> History<'a> {
         let place = {
             let a = rng.below(self.places.len().max(1));
             let b = rng.below(self.places.len().max(1));
-            if hash3(self.seed, a as u64, 7) % 3 == 0 { a } else { a.min(b) }
+            if hash3(self.seed, a as u64, 7).is_multiple_of(3) { a } else { a.min(b) }
         };
         let source = *rng.weighted(&[("grid_patrol", 60), ("resident", 15), ("hotline", 18), ("camera", 5), ("leader", 2)]);
         let reporter = match source {

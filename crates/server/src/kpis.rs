@@ -249,7 +249,7 @@ const HEADS: [&str; 14] = [
     "kpi.role",
 ];
 
-fn cells(r: &KpiRowDto) -> Vec<String> {
+fn cells(r: &KpiRowDto, lang: crate::i18n::Lang) -> Vec<String> {
     let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "—".into());
     vec![
         r.reported.to_string(),
@@ -265,7 +265,12 @@ fn cells(r: &KpiRowDto) -> Vec<String> {
         pct(r.satisfied_share),
         opt(r.verifications),
         opt(r.verifications_on_time),
-        r.role.clone().unwrap_or_default(),
+        r.role
+            .as_deref()
+            .and_then(|x| x.parse::<domain::Role>().ok())
+            .map(|x| if lang == crate::i18n::Lang::Zh { x.name_zh() } else { x.name_en() })
+            .unwrap_or_default()
+            .to_string(),
     ]
 }
 
@@ -280,7 +285,9 @@ async fn table_for(state: &AppState, me: &crate::auth::Caller, q: &Params) -> Re
 }
 
 async fn page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q: Params) -> Result<Html<String>, Response> {
-    if me.scoped(&state).kpis().is_none() {
+    let s = me.scoped(&state);
+    if s.kpis().is_none() {
+        let _ = s.deny("kpi.read", "area", "*").await;
         return Err(crate::ui::not_found_page(&ctx.path));
     }
     let c = Chrome::for_user(&ctx, &me, "kpis", ctx.lang.t("kpi.title"));
@@ -290,7 +297,7 @@ async fn page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q
     let line = |r: &KpiRowDto| Line {
         name: if r.key.is_empty() { unplaced.to_string() } else { r.name.clone() },
         key: r.key.clone(),
-        cells: cells(r),
+        cells: cells(r, ctx.lang),
     };
     let (from, to, by, area, lines, total, error) = match table_for(&state, &me, &q).await {
         Ok((query, rep)) => (
@@ -322,7 +329,7 @@ async fn csv(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q:
     for r in rep.rows.iter().chain(std::iter::once(&rep.total)) {
         let name = if r.key.is_empty() { ctx.lang.t("kpi.unplaced").to_string() } else { r.name.clone() };
         out.push_str(&format!("{},{}", esc(&r.key), esc(&name)));
-        for cell in cells(r) {
+        for cell in cells(r, ctx.lang) {
             out.push(',');
             out.push_str(&esc(&cell));
         }

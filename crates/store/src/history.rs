@@ -48,6 +48,15 @@ impl HistoryActors {
     }
 }
 
+/// A text as an SQL literal (standard quoting, which both backends use), or NULL.
+/// Generated text only: a NUL character, which neither backend stores, becomes a space.
+fn lit(v: Option<&str>) -> String {
+    v.map_or_else(|| "NULL".into(), |t| format!("'{}'", t.replace('\'', "''").replace('\0', " ")))
+}
+
+/// Receives (place, created_at, state, closed_at) of each exported incident.
+pub type FactSink<'a> = dyn FnMut(&str, i64, &str, Option<i64>) -> std::io::Result<()> + 'a;
+
 fn num(v: Option<i64>) -> String {
     v.map_or_else(|| "NULL".into(), |n| n.to_string())
 }
@@ -66,24 +75,22 @@ impl Db {
             let end = (start + CHUNK).min(range.end);
             let batch: Vec<Past> = (start..end).map(|i| h.incident(i)).collect();
             let mut values = Vec::with_capacity(batch.len());
-            let mut binds: Vec<Option<String>> = Vec::with_capacity(batch.len() * 7);
             for p in &batch {
                 id += 1;
                 let grid = places.get(p.place).map(|x| x.grid.clone()).unwrap_or_default();
                 let (_, reporter, _) = actors.of(p.reporter, &grid);
-                let n = binds.len();
                 values.push(format!(
-                    "({id}, ${}, ${}, ${}, {}, {}, ${}, ${}, 'grid', ${}, ${}, ${}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
+                    "({id}, {}, {}, {}, {}, {}, {}, {}, 'grid', {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    lit(Some(&p.receipt)),
+                    lit(kinds.get(p.category).map(|k| k.code.as_str())),
+                    lit(Some(&p.description)),
                     p.lat,
                     p.lon,
-                    n + 4,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7,
+                    lit(Some(&grid)),
+                    lit(Some(&grid)),
+                    lit(Some(p.source)),
+                    lit(Some(p.state.as_str())),
+                    lit(p.department.as_deref()),
                     i64::from(p.on_spot_allowed),
                     p.returns,
                     p.reworks,
@@ -98,29 +105,20 @@ impl Db {
                     i64::from(p.late),
                     num(p.closed_at),
                 ));
-                binds.push(Some(p.receipt.clone()));
-                binds.push(kinds.get(p.category).map(|k| k.code.clone()));
-                binds.push(Some(p.description.clone()));
-                binds.push(Some(grid.clone()));
-                binds.push(Some(p.source.to_string()));
-                binds.push(Some(p.state.as_str().to_string()));
-                binds.push(p.department.clone());
                 if timeline {
                     for s in &p.steps {
                         steps.push((id, grid.clone(), s.clone()));
                     }
                 }
             }
+            // Literals, not binds: sqlx's SQLite driver looks each bind's name up among all
+            // of a statement's parameters, which is quadratic in a multi-row statement.
             let sql = format!(
                 "INSERT INTO incidents (id, receipt, category, description, lat, lon, grid, area_code, level, source, state, department, \
                  on_spot_allowed, returns, reworks, rating, reporter_account, version, created_at, updated_at, step_started_at, warn_at, due_at, late, closed_at) VALUES {}",
                 values.join(", ")
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for b in binds {
-                q = q.bind(b);
-            }
-            q.execute(&mut *tx).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
             if steps.len() >= 2_000 || end == range.end {
                 insert_steps(&mut tx, &steps, actors).await?;
                 steps.clear();
@@ -138,38 +136,26 @@ impl Db {
 async fn insert_steps(tx: &mut sqlx::Transaction<'static, sqlx::Any>, steps: &[(i64, String, domain::history::Step)], actors: &HistoryActors) -> Result<(), StoreError> {
     for chunk in steps.chunks(1_000) {
         let mut values = Vec::with_capacity(chunk.len());
-        let mut binds: Vec<Option<String>> = Vec::with_capacity(chunk.len() * 6);
         for (id, grid, s) in chunk {
             let (kind, account, name) = actors.of(s.who, grid);
-            let n = binds.len();
             values.push(format!(
-                "({id}, ${}, ${}, ${}, ${}, {}, ${}, ${}, {}, {})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
+                "({id}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                lit(Some(s.action)),
+                lit(s.from.map(|f| f.as_str())),
+                lit(Some(s.to.as_str())),
+                lit(Some(kind)),
                 num(account),
-                n + 5,
-                n + 6,
+                lit(Some(&name)),
+                lit(Some(s.note)),
                 s.at,
                 num(s.step_due_at)
             ));
-            binds.push(Some(s.action.to_string()));
-            binds.push(s.from.map(|f| f.as_str().to_string()));
-            binds.push(Some(s.to.as_str().to_string()));
-            binds.push(Some(kind.to_string()));
-            binds.push(Some(name));
-            binds.push(Some(s.note.to_string()));
         }
         let sql = format!(
             "INSERT INTO incident_transitions (incident_id, action, from_state, to_state, actor_kind, actor_id, actor_name, note, at, step_due_at) VALUES {}",
             values.join(", ")
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(b);
-        }
-        q.execute(&mut **tx).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -184,5 +170,29 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         Ok((r.try_get::<Option<i64>, _>("closed")?.unwrap_or(0), r.try_get::<Option<i64>, _>("open")?.unwrap_or(0)))
+    }
+}
+
+impl Db {
+    /// Stream each incident's (place, created_at, state, closed_at), for exports to other
+    /// tools (the benchmark's DuckDB baseline). Returns how many.
+    pub async fn export_incident_facts(&self, each: &mut FactSink<'_>) -> Result<u64, StoreError> {
+        let mut last = 0i64;
+        let mut n = 0;
+        loop {
+            let rows = sqlx::query("SELECT id, COALESCE(grid, area_code) AS place, created_at, state, closed_at FROM incidents WHERE id > $1 ORDER BY id LIMIT 50000")
+                .bind(last)
+                .fetch_all(&self.pool)
+                .await?;
+            let Some(r) = rows.last() else { break };
+            last = r.try_get("id")?;
+            for r in &rows {
+                let place: String = r.try_get("place")?;
+                let state: String = r.try_get("state")?;
+                each(&place, r.try_get("created_at")?, &state, r.try_get("closed_at")?).map_err(|e| StoreError::Corrupt(format!("export: {e}")))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
