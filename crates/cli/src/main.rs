@@ -71,6 +71,17 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Key figures (考核指标).
+    Kpi {
+        #[command(subcommand)]
+        command: KpiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KpiCommand {
+    /// Recompute the key-figure rollup from the incidents (the source of truth).
+    Rebuild,
 }
 
 #[derive(Subcommand)]
@@ -233,6 +244,13 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             server::serve(state, cfg.listen()?).await?;
             Ok(())
         }
+        Command::Kpi { command: KpiCommand::Rebuild } => {
+            let db = open(&cfg).await?;
+            let started = Instant::now();
+            let rows = db.rebuild_kpis().await?;
+            println!("key-figure rollup rebuilt: {rows} rows in {:.2} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
         Command::Demo { scale, seed } => {
             let db = open(&cfg).await?;
             load_demo(&db, DemoOptions { scale, seed }).await
@@ -319,6 +337,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         &store::catalogue::demo_calendar(),
     )
     .await?;
+    let history = load_history(db, &district, opts).await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
         "demo district {} {} (scale {}, seed {}): {} streets and townships, {} communities and villages, {} basic grids, {} dedicated grids, {} team members; {} areas stored in {:.1} s (generated in {:.1} s)",
@@ -335,9 +354,59 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         started.elapsed().as_secs_f64(),
         generated.as_secs_f64(),
     );
+    println!(
+        "incident history: {} incidents reported over the last 365 days, {} closed ({:.1} %), {} still open, stored in {:.1} s",
+        history.reported,
+        history.closed,
+        100.0 * history.closed as f64 / history.reported.max(1) as f64,
+        history.open,
+        history.seconds
+    );
     println!("\ndemo accounts (passwords generated for this run; change them with civicgrid user passwd NAME):");
     for (username, role, area, password) in accounts {
         println!("  {username:<12} {password}  {role:<18} {area}");
     }
     Ok(())
+}
+
+struct HistoryReport {
+    reported: u64,
+    closed: i64,
+    open: i64,
+    seconds: f64,
+}
+
+/// A year of incidents up to now (about 1,310 per base district, times the scale), with
+/// the demo accounts and grid teams as actors, then the key-figure rollup built from them.
+async fn load_history(db: &Db, district: &demo::DemoDistrict, opts: DemoOptions) -> Result<HistoryReport, Failure> {
+    use domain::history::{self, History};
+    let started = Instant::now();
+    let places = history::places_of(&district.areas);
+    let kinds = history::kinds_of(&domain::catalogue::demo_categories(), opts.seed);
+    let (holidays, workdays) = domain::calendar::national_2026();
+    let calendar = domain::calendar::WorkCalendar {
+        holidays: holidays.into_iter().map(|(d, _)| d).collect(),
+        workdays: workdays.into_iter().map(|(d, _)| d).collect(),
+        ..domain::calendar::WorkCalendar::default()
+    };
+    let account = |name: &'static str| async move {
+        db.account_by_username(name).await.map(|a| a.map(|a| (a.id, a.username)))
+    };
+    let mut actors = store::history::HistoryActors {
+        operator: account("operator").await?,
+        dispatcher: account("dispatcher").await?,
+        shift_lead: account("shiftlead").await?,
+        department: account("dept").await?,
+        grid_names: history::grid_workers(&district.team),
+        ..Default::default()
+    };
+    if let Some(a) = db.account_by_username("gridworker").await? {
+        actors.grid_accounts.insert(a.area.to_string(), (a.id, a.username));
+    }
+    let count = history::REPORTS_PER_YEAR * u64::from(opts.scale);
+    let h = History::new(opts.seed, count, db.now_ms(), &places, &kinds, &calendar);
+    let reported = db.load_history(&h, &places, &kinds, 0..count, &actors, true).await?;
+    db.rebuild_kpis().await?;
+    let (closed, open) = db.incident_outcomes().await?;
+    Ok(HistoryReport { reported, closed, open, seconds: started.elapsed().as_secs_f64() })
 }

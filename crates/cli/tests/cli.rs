@@ -125,6 +125,11 @@ fn serve_with_demo_is_healthy_and_answers() {
     let token = login.split("\"token\":\"").nth(1).and_then(|t| t.split('"').next()).expect("token").to_string();
     let located = http_send(&server.addr, "GET", "/api/v1/locate?lat=27.25&lon=111.45", &[("authorization", &format!("Bearer {token}"))], "");
     assert!(located.contains("\"status\":\"assigned\""), "{located}");
+    // The demo's year of incidents, in the district's key figures.
+    let kpis = http_send(&server.addr, "GET", "/api/v1/kpis?from=2025-01-01&to=2027-12-31&by=street", &[("authorization", &format!("Bearer {token}"))], "");
+    let body: serde_json::Value = serde_json::from_str(kpis.split("\r\n\r\n").nth(1).expect("body")).expect("json");
+    assert_eq!(body["total"]["reported"], 1310, "{}", body["total"]);
+    assert_eq!(body["rows"].as_array().map(Vec::len), Some(12));
     drop(server);
 
     // Serving again on the same store reuses it: the demo is not loaded twice.
@@ -211,6 +216,41 @@ fn config_shows_sources_and_hides_secrets() {
     assert!(s.contains("db = \"postgres://civic:***@db:5432/civic\"  # from flag --db"), "{s}");
     assert!(s.contains("listen = \"0.0.0.0:9999\"  # from env CIVICGRID_LISTEN"), "{s}");
     assert!(!s.contains("hunter2"));
+}
+
+/// The demo's year of incidents: about 1,310 reports at scale 1, about 97 % closed, some
+/// late, returned and reworked, a few still open, ratings mostly 4-5;
+/// `civicgrid kpi rebuild` recomputes the rollup to the same rows.
+#[tokio::test]
+async fn the_demo_has_a_year_of_incident_history() {
+    for dialect in store::testing::BACKENDS {
+        let Some(url) = fresh_url(dialect).await else { continue };
+        let out = civicgrid(&["--db", &url, "demo", "--seed", "3"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        assert!(printed.contains("incident history: 1310 incidents reported over the last 365 days"), "{printed}");
+        let db = store::Db::open(&url).await.expect("open");
+        let rows = db.kpi_rollup_rows().await.expect("rollup");
+        let mut district = domain::kpi::Counters::default();
+        for (depth, department, _, _, c) in &rows {
+            if *depth == 6 && department == "*" {
+                district.add(c);
+            }
+        }
+        assert_eq!(district.reported, 1310);
+        let closure = district.closed as f64 / district.reported as f64;
+        assert!((0.95..=0.99).contains(&closure), "closed {} of {}", district.closed, district.reported);
+        assert!(district.late > 10 && district.returns > 5 && district.reworked > 5, "{district:?}");
+        let mean = district.rating_sum as f64 / district.rated as f64;
+        assert!(mean > 4.0 && district.satisfied * 10 > district.rated * 8, "{district:?}");
+        let (closed, open) = db.incident_outcomes().await.expect("outcomes");
+        assert_eq!(closed, district.closed);
+        assert!((1..=60).contains(&open), "{open} open");
+        let out = civicgrid(&["--db", &url, "kpi", "rebuild"]);
+        assert!(out.status.success() && text(&out.stdout).contains("rollup rebuilt"), "{}", text(&out.stderr));
+        assert_eq!(db.kpi_rollup_rows().await.expect("rollup"), rows);
+        db.close().await;
+    }
 }
 
 #[tokio::test]
@@ -424,7 +464,11 @@ fn acknowledged_reports_survive_sigkill(db: &str) {
     loop {
         let page = json_body(&http_send(&server.addr, "GET", &format!("/api/v1/incidents?limit=500{before}"), &[("authorization", &bearer)], ""));
         for i in page["items"].as_array().expect("items") {
-            *seen.entry(i["description"].as_str().expect("description").to_string()).or_default() += 1;
+            // The burst's reports (the demo's own history is there too).
+            let d = i["description"].as_str().expect("description");
+            if d.starts_with("井盖缺失 kill-") {
+                *seen.entry(d.to_string()).or_default() += 1;
+            }
         }
         match page["next_before"].as_i64() {
             Some(b) => before = format!("&before={b}"),
@@ -434,8 +478,8 @@ fn acknowledged_reports_survive_sigkill(db: &str) {
     for (key, _) in &acknowledged {
         assert_eq!(seen.get(&format!("井盖缺失 {key}")), Some(&1), "{key} is stored exactly once");
     }
-    assert!(seen.values().all(|n| *n == 1), "no report is stored twice");
-    eprintln!("{} reports acknowledged before SIGKILL, all stored once; {} stored in all", acknowledged.len(), seen.len());
+    assert!(seen.values().all(|n| *n == 1), "no report of the burst is stored twice");
+    eprintln!("{} reports acknowledged before SIGKILL, all stored once; {} of the burst stored in all", acknowledged.len(), seen.len());
 }
 
 #[test]

@@ -38,6 +38,7 @@ use crate::problem::{ApiError, Problem};
         crate::incidents::report, crate::incidents::list, crate::incidents::read, crate::incidents::transition,
         crate::incidents::receipt, crate::incidents::duplicates, crate::inbox::inbox, crate::inbox::mark_read,
         crate::incidents::upload_photo, crate::incidents::photo, crate::incidents::place,
+        crate::kpis::kpis,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -48,6 +49,7 @@ use crate::problem::{ApiError, Problem};
         (name = "audit", description = "The append-only, hash-chained audit trail (auditors)"),
         (name = "catalogue", description = "Incident categories, departments and the work calendar"),
         (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
+        (name = "kpis", description = "Key figures (考核指标) of the incidents reported in a date range, by area level, department or person"),
     )
 )]
 pub struct ApiDoc;

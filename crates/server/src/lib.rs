@@ -15,6 +15,7 @@ pub mod inbox;
 pub mod multipart;
 pub mod incidents;
 pub mod open311;
+pub mod kpis;
 pub mod opid;
 pub mod problem;
 pub mod ui;
@@ -83,6 +84,10 @@ impl AppState {
     /// Build the state: the grid index is loaded from the store.
     pub async fn new(db: Db, config: ServerConfig) -> Result<AppState, store::StoreError> {
         let grids = Arc::new(GridFollower::start(&db).await?);
+        let rollup = db.build_missing_kpis().await?;
+        if rollup > 0 {
+            tracing::info!(rows = rollup, "key-figure rollup built from the incidents");
+        }
         let clocks = db.fill_missing_clocks().await?;
         if clocks > 0 {
             tracing::info!(incidents = clocks, "open incidents given their stored time limits");
@@ -122,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::routes())
         .merge(inbox::routes())
         .merge(open311::routes())
+        .merge(kpis::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui_mobile::upload_routes(state.config.photo_max_bytes))
         .merge(ui::routes())

@@ -576,6 +576,8 @@ impl Db {
         let state = cur.loop_.state;
         let why = if note.trim().is_empty() { format!("定位至网格 {grid}") } else { format!("定位至网格 {grid}：{}", note.trim()) };
         insert_transition(&mut tx, id, "place", Some(state), state, actor, &why, now).await?;
+        // The figures move from the district's unplaced row to the grid's.
+        crate::kpis::track(&mut tx, Some(&cur), id).await?;
         let detail = format!("grid={grid} lat={} lon={}", point.0, point.1);
         crate::audit::append(self, &mut tx, actor.entry("incident.place", "incident", &id.to_string(), "ok", &detail)).await?;
         tx.commit().await?;
@@ -723,6 +725,7 @@ impl Db {
             return Err(TransitionFailure::Stale { current: version + 1 });
         }
         insert_transition(&mut tx, id, action.as_str(), Some(cur.loop_.state), next.state, actor, &input.note, now).await?;
+        crate::kpis::track(&mut tx, Some(&cur), id).await?;
         let note_for = |what: &str| format!("事件 #{id}（{}）{what}", cur.category);
         match action {
             Action::Dispatch => {

@@ -3,7 +3,8 @@
 //! write-ahead log per commit. One fsync per report would cap intake at the disk's sync
 //! rate, so reports queue for one writer task, which takes whatever has queued while the
 //! previous commit was syncing and writes it as one transaction: a few statements per batch
-//! (each binding the whole batch as one JSON array), one commit, one fsync. Every caller
+//! (each binding the whole batch as one JSON array, and one for the key figures' rollup),
+//! one commit, one fsync. Every caller
 //! waits for its own commit before it answers.
 //!
 //! If a batch fails, its reports are written again one by one, so one bad report fails
@@ -218,6 +219,8 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<(Incident, bool)>, StoreErro
             let sql = if pg { KEYS_POSTGRES } else { KEYS_SQLITE };
             sqlx::query(sql).bind(serde_json::Value::Array(keys).to_string()).bind(now).execute(&mut *tx).await?;
         }
+        // The key figures count the new reports in the same transaction.
+        crate::kpis::track_created(&mut tx, &created.values().collect::<Vec<_>>()).await?;
     }
     tx.commit().await?;
 

@@ -57,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0007_step_clock.sql"),
     },
     Migration {
+        version: 8,
+        name: "kpis",
+        sqlite: include_str!("../migrations/sqlite/0008_kpis.sql"),
+        postgres: include_str!("../migrations/postgres/0008_kpis.sql"),
+    },
+    Migration {
         version: 9,
         name: "board_indexes",
         sqlite: include_str!("../migrations/sqlite/0009_board_indexes.sql"),

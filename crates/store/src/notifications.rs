@@ -153,7 +153,11 @@ impl Db {
             if fresh == 0 {
                 continue;
             }
+            let before = crate::kpis::read_in(&mut tx, inc.id).await?;
             sqlx::query("UPDATE incidents SET late = 1 WHERE id = $1").bind(inc.id).execute(&mut *tx).await?;
+            if let Some(b) = &before {
+                crate::kpis::track(&mut tx, Some(b), inc.id).await?;
+            }
             let message = format!("事件 #{} 的{}环节已超时", inc.id, step_zh(step));
             notify(&mut tx, inc.id, "overdue", Audience::Area(Role::ShiftLead, inc.area.as_str()), &message, now).await?;
             tx.commit().await?;

@@ -134,6 +134,13 @@ impl<'a> Scoped<'a> {
         (!matches!(self.who.role, Role::Auditor | Role::Admin)).then_some(IncidentDesk { s: self, scope: IncidentScope::of(self.who) })
     }
 
+    /// Key figures (考核指标) over the caller's scope, for the roles that work incidents:
+    /// its area's subtree, or for a department handler, its department's dispatches.
+    /// Like other list reads, not audited.
+    pub fn kpis(&self) -> Option<KpiDesk<'_>> {
+        (!matches!(self.who.role, Role::Auditor | Role::Admin)).then_some(KpiDesk { s: self, scope: IncidentScope::of(self.who) })
+    }
+
     /// The work calendar's editor, for district-level shift leads and admins (the calendar
     /// is the whole district's).
     pub fn calendar_editor(&self) -> Option<CalendarEditor<'_>> {
@@ -425,4 +432,24 @@ impl IncidentDesk<'_> {
 fn assignee_only(a: domain::incident::Action) -> bool {
     use domain::incident::Action as A;
     matches!(a, A::Accept | A::Return | A::RequestExtension | A::Handle)
+}
+
+/// Reads key figures within the caller's scope.
+pub struct KpiDesk<'s> {
+    s: &'s Scoped<'s>,
+    scope: IncidentScope,
+}
+
+impl KpiDesk<'_> {
+    /// A KPI table for an area in the caller's subtree (any other area is denied, and
+    /// audited, as not found). A department handler's figures count only its department.
+    pub async fn table(&self, q: &crate::kpis::KpiQuery) -> Result<crate::kpis::KpiTable, StoreError> {
+        if !self.s.in_scope(&q.area) {
+            return Err(self.s.deny("kpi.read", "area", q.area.as_str()).await);
+        }
+        match &self.scope {
+            IncidentScope::Department(d) => self.s.db.kpi_table(Some(d), q).await,
+            IncidentScope::Area(_) | IncidentScope::All => self.s.db.kpi_table(None, q).await,
+        }
+    }
 }

@@ -153,7 +153,13 @@ impl Db {
 impl Db {
     /// Put an incident in a grid (what an operator's placing of an address-only report does).
     pub async fn place_incident_for_tests(&self, id: i64, grid: &str) -> Result<(), crate::StoreError> {
-        sqlx::query("UPDATE incidents SET grid = $1, area_code = $1, level = 'grid' WHERE id = $2").bind(grid).bind(id).execute(&self.pool).await?;
+        let mut tx = self.write_tx().await?;
+        let before = crate::kpis::read_in(&mut tx, id).await?;
+        sqlx::query("UPDATE incidents SET grid = $1, area_code = $1, level = 'grid' WHERE id = $2").bind(grid).bind(id).execute(&mut *tx).await?;
+        if let Some(b) = &before {
+            crate::kpis::track(&mut tx, Some(b), id).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod areas;
 mod incidents;
 mod open311;
 mod screens;
+mod kpis;
 
 use std::sync::Arc;
 use std::time::Duration;
