@@ -312,7 +312,13 @@ async fn page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q
         Err(e) => (field("from"), field("to"), field("by"), field("area"), Vec::new(), Line { name: String::new(), key: String::new(), cells: Vec::new() }, e.detail),
     };
     let csv_href = format!("/kpis.csv?from={from}&to={to}&by={by}&area={area}");
-    Ok(render(&Page { c, from, to, by, area, groupings, heads: HEADS.to_vec(), lines, total, error, csv_href }))
+    // The last three columns (checks, checks on time, role) belong to people only.
+    let shown = if by == "person" { HEADS.len() } else { HEADS.len() - 3 };
+    let (mut lines, mut total): (Vec<Line>, Line) = (lines, total);
+    for l in lines.iter_mut().chain(std::iter::once(&mut total)) {
+        l.cells.truncate(shown);
+    }
+    Ok(render(&Page { c, from, to, by, area, groupings, heads: HEADS[..shown].to_vec(), lines, total, error, csv_href }))
 }
 
 /// The same table as CSV (UTF-8 with a byte-order mark, so that spreadsheet programs read
