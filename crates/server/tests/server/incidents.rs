@@ -158,6 +158,10 @@ async fn scope_and_bad_input(d: Dialect) {
     assert_eq!(r.status, StatusCode::CREATED);
     assert!(r.json()["grid"].is_null());
     assert_eq!(r.json()["area"], "430503");
+    // So does a point outside every grid: accepted, into the unassigned queue, not refused.
+    let r = post(&a, json!({"category": "E0201", "description": "占道经营", "location": {"lat": 28.9, "lon": 112.9}})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((r.json()["grid"].is_null(), r.json()["area"].as_str(), r.json()["lat"].as_f64()), (true, Some("430503"), Some(28.9)));
     // Bad input: a clear problem, and nothing stored.
     let count = app.send(Req::new(Method::GET, "/api/v1/incidents").token(&app.operator.token)).await.json()["items"].as_array().map(Vec::len);
     for (body, code) in [
