@@ -9,38 +9,8 @@ backend=${1:-sqlite}
 seconds=${2:-10}
 conns=${3:-32}
 
-cargo build --release -q -p civicgrid -p bench --bin civicgrid --bin loadgen
-bin=target/release
-work=$(mktemp -d)
-cleanup() { for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-case "$backend" in
-  sqlite) db="sqlite://$work/bench.db" ;;
-  postgres)
-    name="civicgrid_bench_$$"
-    psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $name" >/dev/null
-    db="postgres://postgres@127.0.0.1:5432/$name"
-    trap 'cleanup; psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null' EXIT
-    ;;
-  *) echo "backend is sqlite or postgres" >&2; exit 2 ;;
-esac
-
-export CIVICGRID_LOG=warn
-$bin/civicgrid --db "$db" demo > "$work/demo.out"
+. scripts/bench-common.sh
 password=$(awk '$1 == "admin" {print $2}' "$work/demo.out")
-
-start() { # start a program that prints its address; echo the address (its pid goes to NAME.pid)
-  local name=$1 out="$work/$1.out"; shift
-  "$@" > "$out" 2>/dev/null &
-  echo $! > "$work/$name.pid"
-  for _ in $(seq 1 100); do
-    addr=$(grep -oE '127\.0\.0\.1:[0-9]+' "$out" | head -1 || true)
-    [ -n "$addr" ] && { echo "$addr"; return; }
-    sleep 0.1
-  done
-  echo "it did not start" >&2; exit 1
-}
 
 bare=$(start bare $bin/loadgen bare)
 server=$(start on $bin/civicgrid --db "$db" serve --listen 127.0.0.1:0)

@@ -10,34 +10,10 @@ seconds=${2:-10}
 conns=${3:-64}
 rate=${4:-2000}
 
-cargo build --release -q -p civicgrid -p bench --bin civicgrid --bin loadgen
-bin=target/release
-work=$(mktemp -d)
-cleanup() { for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-case "$backend" in
-  sqlite) db="sqlite://$work/bench.db" ;;
-  postgres)
-    name="civicgrid_bench_$$"
-    psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $name" >/dev/null
-    db="postgres://postgres@127.0.0.1:5432/$name"
-    trap 'cleanup; psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null' EXIT
-    ;;
-  *) echo "backend is sqlite or postgres" >&2; exit 2 ;;
-esac
-
-export CIVICGRID_LOG=warn
-$bin/civicgrid --db "$db" demo > "$work/demo.out"
+. scripts/bench-common.sh
 password=$(awk '$1 == "operator" {print $2}' "$work/demo.out")
 
-$bin/civicgrid --db "$db" serve --listen 127.0.0.1:0 > "$work/server.out" 2>/dev/null &
-echo $! > "$work/server.pid"
-for _ in $(seq 1 100); do
-  server=$(grep -oE '127\.0\.0\.1:[0-9]+' "$work/server.out" | head -1 || true)
-  [ -n "$server" ] && break
-  sleep 0.1
-done
+server=$(start server $bin/civicgrid --db "$db" serve --listen 127.0.0.1:0)
 token=$(curl -s -X POST "http://$server/api/v1/session" -H 'content-type: application/json' \
   -d "{\"username\":\"operator\",\"password\":\"$password\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
 # A point in the middle of the first grid's bounding box.

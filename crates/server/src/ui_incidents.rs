@@ -435,19 +435,9 @@ async fn intake(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx,
         "camera" => Source::Camera,
         _ => return refuse(StatusCode::BAD_REQUEST, ctx.lang.t("intake.bad_source").into(), f).await,
     };
-    let point = match (f.lat.trim(), f.lon.trim()) {
-        ("", "") => None,
-        (lat, lon) => match domain::error::parse_point(lat, lon) {
-            Ok(p) => Some(p),
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string(), f).await,
-        },
-    };
-    let phone = match f.phone.trim() {
-        "" => None,
-        p => match domain::Phone::parse(p) {
-            Ok(p) => Some(p),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, ctx.lang.t("report.bad_phone").into(), f).await,
-        },
+    let (point, phone) = match crate::ui_public::point_and_phone(&f.lat, &f.lon, &f.phone, ctx.lang) {
+        Ok(v) => v,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e, f).await,
     };
     let grid = point.and_then(|(lat, lon)| state.grids.snapshot().locate_grid(lon, lat).cloned());
     let new = NewIncident {

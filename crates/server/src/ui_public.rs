@@ -108,25 +108,29 @@ async fn form(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: C
     page(&state, &ctx, r.caller.as_ref(), ReportForm::default(), String::new()).await
 }
 
+/// The optional point (both fields or neither) and the optional phone of a report form, or
+/// the message to show.
+pub(crate) fn point_and_phone(lat: &str, lon: &str, phone: &str, lang: crate::i18n::Lang) -> Result<(Option<(f64, f64)>, Option<Phone>), String> {
+    let point = match (lat.trim(), lon.trim()) {
+        ("", "") => None,
+        (lat, lon) => Some(domain::error::parse_point(lat, lon).map_err(|e| e.to_string())?),
+    };
+    let phone = match phone.trim() {
+        "" => None,
+        p => Some(Phone::parse(p).map_err(|_| lang.t("report.bad_phone").to_string())?),
+    };
+    Ok((point, phone))
+}
+
 async fn submit(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: Ctx, Form(f): Form<ReportForm>) -> Result<Response, Response> {
     let me = r.caller.clone();
     let refuse = |status: StatusCode, error: String, f: ReportForm| {
         let (state, ctx, me) = (&state, &ctx, me.as_ref());
         async move { Ok::<Response, Response>((status, page(state, ctx, me, f, error).await?).into_response()) }
     };
-    let point = match (f.lat.trim(), f.lon.trim()) {
-        ("", "") => None,
-        (lat, lon) => match domain::error::parse_point(lat, lon) {
-            Ok(p) => Some(p),
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string(), f).await,
-        },
-    };
-    let phone = match f.phone.trim() {
-        "" => None,
-        p => match Phone::parse(p) {
-            Ok(p) => Some(p),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, ctx.lang.t("report.bad_phone").into(), f).await,
-        },
+    let (point, phone) = match point_and_phone(&f.lat, &f.lon, &f.phone, ctx.lang) {
+        Ok(v) => v,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e, f).await,
     };
     if !state.report_limiter.allow(&r.client_addr, state.db.now_ms()) {
         return refuse(StatusCode::TOO_MANY_REQUESTS, ctx.lang.t("report.too_many").into(), f).await;

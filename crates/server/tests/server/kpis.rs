@@ -7,30 +7,10 @@ use domain::{AreaCode, Level, Role};
 use serde_json::{Value, json};
 use store::Dialect;
 
+use crate::incidents::{inside, with_catalogue};
 use crate::{Req, TestApp, TestUser, on_both_backends};
 
 on_both_backends!(figures_follow_the_loop_by_every_grouping, scope_and_bad_input, the_kept_rollup_equals_a_rebuild);
-
-async fn with_catalogue(d: Dialect) -> Option<TestApp> {
-    let app = TestApp::with_demo(d).await?;
-    app.db
-        .load_catalogue(
-            &store::audit::Actor::cli("test"),
-            &domain::catalogue::demo_departments(),
-            &domain::catalogue::demo_categories(),
-            &store::catalogue::demo_calendar(),
-        )
-        .await
-        .expect("catalogue");
-    Some(app)
-}
-
-/// The middle of the k-th basic grid, and its code.
-fn inside(app: &TestApp, k: usize) -> (f64, f64, String) {
-    let grid = app.demo.areas.iter().filter(|a| a.level == Level::Grid).nth(k).expect("grid");
-    let b = grid.bbox().expect("bbox");
-    ((b.min().y + b.max().y) / 2.0, (b.min().x + b.max().x) / 2.0, grid.code.to_string())
-}
 
 async fn handler(app: &TestApp, name: &str, dept: &str) -> TestUser {
     let u = app.user(name, Role::DepartmentHandler, "430503").await;

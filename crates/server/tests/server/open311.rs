@@ -2,11 +2,12 @@
 //! account, and a receipt shows a request's status without personal data.
 
 use axum::http::{Method, StatusCode};
-use domain::{AreaCode, Level, Role};
+use domain::{AreaCode, Role};
 use serde_json::{Value, json};
 use store::Dialect;
 use store::audit::Actor;
 
+use crate::incidents::with_catalogue;
 use crate::{Reply, Req, TestApp, TestUser, on_both_backends};
 
 on_both_backends!(
@@ -16,22 +17,10 @@ on_both_backends!(
     reports_share_the_web_form_limit_per_client,
 );
 
-async fn with_catalogue(d: Dialect) -> Option<TestApp> {
-    let app = TestApp::with_demo(d).await?;
-    app.db
-        .load_catalogue(&Actor::cli("test"), &domain::catalogue::demo_departments(), &domain::catalogue::demo_categories(), &store::catalogue::demo_calendar())
-        .await
-        .expect("catalogue");
-    Some(app)
-}
-
-/// The middle of the k-th demo grid, checked against an index of its own.
+/// The middle of the k-th demo grid, its code and its name.
 fn inside(app: &TestApp, k: usize) -> (f64, f64, AreaCode, String) {
-    let index = domain::GridIndex::build(&app.demo.areas);
-    let grid = app.demo.areas.iter().filter(|a| a.level == Level::Grid).nth(k).expect("grid");
-    let b = grid.bbox().expect("bbox");
-    let (lat, lon) = ((b.min().y + b.max().y) / 2.0, (b.min().x + b.max().x) / 2.0);
-    assert_eq!(index.locate_grid(lon, lat), Some(&grid.code));
+    let (lat, lon, code) = crate::incidents::inside(app, k);
+    let grid = app.demo.areas.iter().find(|a| a.code.as_str() == code).expect("grid");
     (lat, lon, grid.code.clone(), grid.name.clone())
 }
 
