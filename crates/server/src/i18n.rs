@@ -87,6 +87,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("receipt.title", "办理进度查询", "Case status"),
     ("receipt.lead", "请保存您的回执码，凭码随时查询办理进度。", "Keep your receipt code: it shows how the case is going."),
     ("receipt.code", "回执码", "Receipt"),
+    ("receipt.too_many", "查询过于频繁，请一分钟后再试。", "Too many look-ups from here; try again in a minute."),
     ("receipt.category", "问题类型", "Kind"),
     ("receipt.state", "当前状态", "Status"),
     ("receipt.reported", "提交时间", "Reported"),

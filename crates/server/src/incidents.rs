@@ -612,9 +612,16 @@ pub struct ReceiptStep {
 /// The resident's view of a report, by its receipt code. No login, no personal data.
 #[utoipa::path(get, path = "/api/v1/public/receipts/{receipt}", tag = "incidents", operation_id = "getReceipt",
     params(("receipt" = String, Path)),
-    responses((status = 200, body = ReceiptView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = ReceiptView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 60 receipt lookups a minute from this client", body = Problem, content_type = "application/problem+json"),
+    ),
     security(()))]
-pub async fn receipt(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<ReceiptView>, ApiError> {
+pub async fn receipt(State(state): State<AppState>, crate::auth::MaybeCaller(r): crate::auth::MaybeCaller, Path(raw): Path<String>) -> Result<Json<ReceiptView>, ApiError> {
+    if !state.lookup_limiter.allow(&r.client_addr, state.db.now_ms()) {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_lookups", "too many receipt lookups from this client; wait a minute"));
+    }
     let not_found = || ApiError::not_found("receipt_not_found", "no report has that receipt code");
     let inc = state.db.incident_by_receipt(&raw).await?.ok_or_else(not_found)?;
     let steps = state.db.timeline(inc.id).await?.into_iter().map(|t| ReceiptStep { action: t.action, at: t.at }).collect();

@@ -77,7 +77,9 @@ pub struct AppState {
     pub grids: Arc<GridFollower>,
     pub config: Arc<ServerConfig>,
     /// Public reports per client (no captcha: a limit instead).
-    pub report_limiter: Arc<ui_public::ReportLimiter>,
+    pub report_limiter: Arc<ui_public::ClientLimiter>,
+    /// Public receipt lookups per client (status page, API, Open311).
+    pub lookup_limiter: Arc<ui_public::ClientLimiter>,
 }
 
 impl AppState {
@@ -96,7 +98,9 @@ impl AppState {
         if !config.audit_reads {
             tracing::warn!("audit_reads is off: reads of personal records leave no audit row (for measurements only)");
         }
-        Ok(AppState { db, grids, config: Arc::new(config), report_limiter: Arc::new(ui_public::ReportLimiter::default()) })
+        Ok(AppState { db, grids, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
+            lookup_limiter: Arc::new(ui_public::ClientLimiter::lookups()),
+        })
     }
 
     /// Keep the grid index current from the change log, until the process ends.

@@ -694,15 +694,29 @@ async fn view(state: &AppState, look: &Lookup, raw: &str) -> Result<Option<Open3
     }))
 }
 
+/// Each receipt looked up counts against the client's public lookups.
+fn lookups_allowed(state: &AppState, client: &str, n: usize, fmt: Format) -> Result<(), Open311Failure> {
+    if state.lookup_limiter.allow_n(client, state.db.now_ms(), n) {
+        Ok(())
+    } else {
+        Err(fmt.error(StatusCode::TOO_MANY_REQUESTS, "查询过于频繁：每个客户端每分钟最多查询 60 个回执码，请稍后再试"))
+    }
+}
+
 /// One request, by its receipt code.
 #[utoipa::path(get, path = "/open311/v2/requests/{service_request_id}.json", tag = "open311", operation_id = "open311GetRequest",
     params(("service_request_id" = String, Path, description = "The receipt code", example = "20261125-7KQ3MZ")),
-    responses((status = 200, body = [Open311Request]), (status = 404, description = "No report has that receipt code", body = [Open311Error])),
+    responses(
+        (status = 200, body = [Open311Request]),
+        (status = 404, description = "No report has that receipt code", body = [Open311Error]),
+        (status = 429, description = "More than 60 receipt lookups a minute from this client", body = [Open311Error]),
+    ),
     security(()))]
-pub async fn get_request(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, Open311Failure> {
+pub async fn get_request(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, Path(file): Path<String>) -> Result<Response, Open311Failure> {
     let Some((id, fmt)) = Format::split(&file) else {
         return Err(Format::Json.error(StatusCode::NOT_FOUND, "请以 .json 或 .xml 结尾"));
     };
+    lookups_allowed(&state, &r.client_addr, 1, fmt)?;
     let look = Lookup::load(&state, fmt).await?;
     let found = view(&state, &look, id).await.map_err(|e| fmt.store(e))?;
     let Some(v) = found else {
@@ -719,9 +733,10 @@ pub async fn get_request(State(state): State<AppState>, Path(file): Path<String>
     responses(
         (status = 200, body = [Open311Request]),
         (status = 400, description = "No service_request_id, or more than 20", body = [Open311Error]),
+        (status = 429, description = "More than 60 receipt lookups a minute from this client (each receipt counts)", body = [Open311Error]),
     ),
     security(()))]
-pub async fn list_requests(State(state): State<AppState>, fmt: Format, uri: Uri) -> Result<Response, Open311Failure> {
+pub async fn list_requests(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, fmt: Format, uri: Uri) -> Result<Response, Open311Failure> {
     let q = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri)
         .map_err(|_| fmt.error(StatusCode::BAD_REQUEST, "查询参数格式不正确"))?;
     let Some(raw) = q.get("service_request_id").map(|v| v.trim()).filter(|v| !v.is_empty()) else {
@@ -739,6 +754,7 @@ pub async fn list_requests(State(state): State<AppState>, fmt: Format, uri: Uri)
     if ids.len() > MAX_IDS_PER_QUERY {
         return Err(fmt.error(StatusCode::BAD_REQUEST, format!("一次最多查询 {MAX_IDS_PER_QUERY} 个回执码")));
     }
+    lookups_allowed(&state, &r.client_addr, ids.len(), fmt)?;
     let look = Lookup::load(&state, fmt).await?;
     let mut out = Vec::new();
     for id in &ids {

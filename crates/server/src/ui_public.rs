@@ -30,24 +30,52 @@ pub fn routes() -> Router<AppState> {
 pub const REPORTS_PER_WINDOW: usize = 5;
 pub const WINDOW_MS: i64 = 10 * 60 * 1000;
 
-/// Recent public reports per client address (one process; a district runs one public
-/// front or puts its proxy's limit in front of several).
-#[derive(Default)]
-pub struct ReportLimiter(Mutex<HashMap<String, Vec<i64>>>);
+/// Receipt lookups a client may make in [`LOOKUP_WINDOW_MS`] (the status page, the API's
+/// public receipt view and Open311, each receipt of a list counting once): plenty for
+/// residents following their own reports, too few to guess receipt codes.
+pub const LOOKUPS_PER_WINDOW: usize = 60;
+pub const LOOKUP_WINDOW_MS: i64 = 60 * 1000;
 
-impl ReportLimiter {
-    /// Whether the client may report now; records the report when it may.
+/// Recent public actions per client address, within a sliding window (one process; a
+/// district runs one public front or puts its proxy's limit in front of several).
+pub struct ClientLimiter {
+    per_window: usize,
+    window_ms: i64,
+    recent: Mutex<HashMap<String, Vec<i64>>>,
+}
+
+impl ClientLimiter {
+    pub fn new(per_window: usize, window_ms: i64) -> ClientLimiter {
+        ClientLimiter { per_window, window_ms, recent: Mutex::new(HashMap::new()) }
+    }
+
+    /// Public reports: [`REPORTS_PER_WINDOW`] in [`WINDOW_MS`].
+    pub fn reports() -> ClientLimiter {
+        ClientLimiter::new(REPORTS_PER_WINDOW, WINDOW_MS)
+    }
+
+    /// Receipt lookups: [`LOOKUPS_PER_WINDOW`] in [`LOOKUP_WINDOW_MS`].
+    pub fn lookups() -> ClientLimiter {
+        ClientLimiter::new(LOOKUPS_PER_WINDOW, LOOKUP_WINDOW_MS)
+    }
+
+    /// Whether the client may act once now; records it when it may.
     pub fn allow(&self, client: &str, now: i64) -> bool {
-        let Ok(mut map) = self.0.lock() else { return false };
+        self.allow_n(client, now, 1)
+    }
+
+    /// Whether the client may act `n` times now; records them when it may.
+    pub fn allow_n(&self, client: &str, now: i64, n: usize) -> bool {
+        let Ok(mut map) = self.recent.lock() else { return false };
         if map.len() > 100_000 {
-            map.retain(|_, v| v.iter().any(|t| now - t < WINDOW_MS));
+            map.retain(|_, v| v.iter().any(|t| now - t < self.window_ms));
         }
         let times = map.entry(client.to_string()).or_default();
-        times.retain(|t| now - t < WINDOW_MS);
-        if times.len() >= REPORTS_PER_WINDOW {
+        times.retain(|t| now - t < self.window_ms);
+        if times.len() + n > self.per_window {
             return false;
         }
-        times.push(now);
+        times.extend(std::iter::repeat_n(now, n));
         true
     }
 }
@@ -175,6 +203,9 @@ struct ReceiptPage {
 }
 
 async fn receipt_page(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: Ctx, Path(receipt): Path<String>) -> Result<Html<String>, Response> {
+    if !state.lookup_limiter.allow(&r.client_addr, state.db.now_ms()) {
+        return Err((StatusCode::TOO_MANY_REQUESTS, [(axum::http::header::RETRY_AFTER, "60")], ctx.lang.t("receipt.too_many")).into_response());
+    }
     let Some(inc) = state.db.incident_by_receipt(&receipt).await.map_err(|e| ApiError::from(e).into_response())? else {
         return Err(crate::ui::not_found_page(&ctx.path));
     };

@@ -15,6 +15,7 @@ on_both_backends!(
     a_report_lands_in_its_grid_and_its_receipt_shows_the_loop,
     bad_reports_are_refused_and_change_nothing,
     reports_share_the_web_form_limit_per_client,
+    receipt_lookups_are_limited_per_client,
 );
 
 /// The middle of the k-th demo grid, its code and its name.
@@ -305,4 +306,34 @@ async fn reports_share_the_web_form_limit_per_client(d: Dialect) {
     app.clock.advance(10 * 60_000 + 1);
     assert_eq!(post(&app, "/open311/v2/requests.json", &fields).await.status, StatusCode::OK);
     assert_eq!(incidents(&app).await.len(), 6);
+}
+
+/// Guessing receipt codes is slow: every way of looking one up shares a per-client limit
+/// of 60 a minute, and each code of a list counts.
+async fn receipt_lookups_are_limited_per_client(d: Dialect) {
+    let Some(app) = with_catalogue(d).await else { return };
+    let (lat, lon, _, _) = inside(&app, 6);
+    let (lat_s, lon_s) = (lat.to_string(), lon.to_string());
+    let fields = [("service_code", "E0101"), ("lat", lat_s.as_str()), ("long", lon_s.as_str()), ("description", "垃圾堆积")];
+    let created = post(&app, "/open311/v2/requests.json", &fields).await;
+    let receipt = created.json()[0]["service_request_id"].as_str().expect("receipt").to_string();
+    // 20 guesses in one list, twice: 40; then the status page and the API: 60 in all.
+    let guesses: Vec<String> = (0..19).map(|k| format!("20261125-ZZZZ{:02}", k)).chain([receipt.clone()]).collect();
+    let list = format!("/open311/v2/requests.json?service_request_id={}", guesses.join(","));
+    for _ in 0..2 {
+        let r = app.send(Req::new(Method::GET, &list)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json().as_array().map(Vec::len), Some(1), "only the real receipt is found");
+    }
+    for _ in 0..10 {
+        assert_eq!(app.send(Req::new(Method::GET, &format!("/r/{receipt}"))).await.status, StatusCode::OK);
+        assert_eq!(app.send(Req::new(Method::GET, &format!("/api/v1/public/receipts/{receipt}"))).await.status, StatusCode::OK);
+    }
+    // The 61st lookup is refused, whichever way it comes.
+    assert_errors(&app.send(Req::new(Method::GET, &format!("/open311/v2/requests/{receipt}.json"))).await, StatusCode::TOO_MANY_REQUESTS);
+    app.send(Req::new(Method::GET, &format!("/api/v1/public/receipts/{receipt}"))).await.assert_problem(StatusCode::TOO_MANY_REQUESTS, "too_many_lookups");
+    assert_eq!(app.send(Req::new(Method::GET, &format!("/r/{receipt}"))).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // A minute later the resident can look again.
+    app.clock.advance(60_000 + 1);
+    assert_eq!(app.send(Req::new(Method::GET, &format!("/open311/v2/requests/{receipt}.json"))).await.status, StatusCode::OK);
 }
