@@ -329,7 +329,6 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
     let district = demo::generate(opts)?;
     let generated = started.elapsed();
     let report = db.load_demo(&district).await?;
-    let accounts = users::demo_accounts(db, &district).await?;
     db.load_catalogue(
         &store::audit::Actor::cli("demo"),
         &domain::catalogue::demo_departments(),
@@ -337,6 +336,8 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         &store::catalogue::demo_calendar(),
     )
     .await?;
+    // After the catalogue: the department handler's account names a department.
+    let accounts = users::demo_accounts(db, &district).await?;
     let history = load_history(db, &district, opts).await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(

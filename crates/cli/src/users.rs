@@ -91,7 +91,7 @@ pub async fn demo_accounts(db: &Db, district: &DemoDistrict) -> Result<Vec<(Stri
         ("operator", "坐席员", Role::Operator, &d, None),
         ("dispatcher", "派遣员", Role::Dispatcher, &d, None),
         ("shiftlead", "值班长", Role::ShiftLead, &d, None),
-        ("dept", "城管局处置员", Role::DepartmentHandler, &d, Some("城市管理局")),
+        ("dept", "城管局处置员", Role::DepartmentHandler, &d, Some("cgj")),
         ("street", "街道工作人员", Role::StreetStaff, &s, None),
         ("community", "社区工作人员", Role::CommunityStaff, &c, None),
         ("gridleader", "网格长", Role::GridLeader, &g, None),

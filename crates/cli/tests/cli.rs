@@ -249,6 +249,11 @@ async fn the_demo_has_a_year_of_incident_history() {
         let out = civicgrid(&["--db", &url, "kpi", "rebuild"]);
         assert!(out.status.success() && text(&out.stdout).contains("rollup rebuilt"), "{}", text(&out.stderr));
         assert_eq!(db.kpi_rollup_rows().await.expect("rollup"), rows);
+        // The demo's department handler works for a real department: its history shows.
+        let dept = db.account_by_username("dept").await.expect("read").expect("dept account");
+        assert_eq!(dept.department.as_deref(), Some("cgj"));
+        let handled = db.kpi_rollup_rows().await.expect("rollup").iter().filter(|r| r.0 == 6 && r.1 == "cgj").map(|r| r.4.reported).sum::<i64>();
+        assert!(handled > 100, "incidents dispatched to the demo handler's department: {handled}");
         db.close().await;
     }
 }

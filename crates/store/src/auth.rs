@@ -207,6 +207,19 @@ fn password_error(p: PasswordProblem) -> StoreError {
     StoreError::Invalid { code: p.code(), message: p.to_string() }
 }
 
+/// A department named on an account must be one incidents can be dispatched to, or its
+/// handlers would see nothing.
+async fn check_department(tx: &mut sqlx::Transaction<'static, sqlx::Any>, department: Option<&str>) -> Result<(), StoreError> {
+    let Some(d) = department.map(str::trim).filter(|d| !d.is_empty()) else { return Ok(()) };
+    if sqlx::query("SELECT 1 FROM departments WHERE code = $1").bind(d).fetch_optional(&mut **tx).await?.is_none() {
+        return Err(StoreError::Invalid {
+            code: "unknown_department",
+            message: format!("no department has code {d:?} (see GET /api/v1/departments)"),
+        });
+    }
+    Ok(())
+}
+
 impl Db {
     /// Create an account (audited in the same transaction).
     pub async fn create_account(&self, actor: &Actor, a: NewAccount) -> Result<Account, StoreError> {
@@ -227,6 +240,7 @@ impl Db {
         if sqlx::query("SELECT 1 FROM areas WHERE code = $1").bind(a.area.as_str()).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::Invalid { code: "unknown_area", message: format!("no area has code {}", a.area) });
         }
+        check_department(&mut tx, a.department.as_deref()).await?;
         if sqlx::query("SELECT 1 FROM accounts WHERE username = $1").bind(&username).fetch_optional(&mut *tx).await?.is_some() {
             return Err(StoreError::Conflict { code: "username_taken", message: format!("username {username} is taken") });
         }
@@ -348,6 +362,7 @@ impl Db {
         if sqlx::query("SELECT 1 FROM areas WHERE code = $1").bind(area.as_str()).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::Invalid { code: "unknown_area", message: format!("no area has code {area}") });
         }
+        check_department(&mut tx, department).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE accounts SET role = $1, area_code = $2, department = $3, updated_at = $4 WHERE id = $5 RETURNING {ACCOUNT_COLUMNS}"
         )))

@@ -423,6 +423,14 @@ async fn admins_manage_accounts_in_their_area(d: Dialect) {
     create("in.street", "430503001", "grid_worker").await.assert_problem(StatusCode::CONFLICT, "username_taken");
     create("bad name!", "430503001", "grid_worker").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_username");
     create("dept.x", "430503001", "department_handler").await.assert_problem(StatusCode::BAD_REQUEST, "department_required");
+    // A department that incidents cannot be dispatched to would leave its handler blind.
+    let r = app
+        .send(Req::new(Method::POST, "/api/v1/accounts").token(&street_admin.token).json(json!({
+            "username": "dept.y", "display_name": "某人", "role": "department_handler", "area": "430503001",
+            "department": "城市管理局", "password": "temp-pass-for-new"
+        })))
+        .await;
+    r.assert_problem(StatusCode::BAD_REQUEST, "unknown_department");
     create("nobody", "430503001", "mayor").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_role");
     let list = app.send(Req::new(Method::GET, "/api/v1/accounts").token(&street_admin.token)).await.json();
     let names: Vec<&str> = list.as_array().expect("list").iter().filter_map(|a| a["username"].as_str()).collect();

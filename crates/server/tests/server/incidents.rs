@@ -305,6 +305,7 @@ async fn inboxes_and_the_time_limit_watcher(d: Dialect) {
     let handler = app.user("wt.handler", Role::DepartmentHandler, "430503").await;
     app.db.update_account(&store::audit::Actor::cli("test"), handler.id, Role::DepartmentHandler, &domain::AreaCode::parse("430503").expect("c"), Some("cgj")).await.expect("dept");
     let other = app.user("wt.other", Role::DepartmentHandler, "430503").await;
+    app.db.update_account(&store::audit::Actor::cli("test"), other.id, Role::DepartmentHandler, &domain::AreaCode::parse("430503").expect("c"), Some("zjj")).await.expect("dept");
     let report = || {
         app.send(Req::new(Method::POST, "/api/v1/incidents").token(&operator.token).json(json!({
             "category": "C0102", "description": "污水井盖破损", "location": {"lat": lat, "lon": lon}

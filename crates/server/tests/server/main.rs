@@ -152,6 +152,10 @@ impl TestApp {
 
     /// Make an account (not temporary) and a token for it.
     pub async fn user(&self, username: &str, role: Role, area: &str) -> TestUser {
+        if role.needs_department() && !self.db.departments().await.expect("departments").iter().any(|d| d.code == "cgj") {
+            // A department handler's department must exist: the demo's departments.
+            self.db.load_catalogue(&Actor::cli("test"), &domain::catalogue::demo_departments(), &[], &[]).await.expect("departments");
+        }
         let acc = self
             .db
             .create_account(
@@ -161,7 +165,7 @@ impl TestApp {
                     display_name: format!("测试{username}"),
                     role,
                     area: AreaCode::parse(area).expect("area"),
-                    department: role.needs_department().then(|| "城市管理局".to_string()),
+                    department: role.needs_department().then(|| "cgj".to_string()),
                     password: PASSWORD.into(),
                     temporary: false,
                 },
