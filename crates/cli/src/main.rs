@@ -339,6 +339,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
     // After the catalogue: the department handler's account names a department.
     let accounts = users::demo_accounts(db, &district).await?;
     let history = load_history(db, &district, opts).await?;
+    let live = users::demo_worklist(db, &district).await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
         "demo district {} {} (scale {}, seed {}): {} streets and townships, {} communities and villages, {} basic grids, {} dedicated grids, {} team members; {} areas stored in {:.1} s (generated in {:.1} s)",
@@ -363,6 +364,8 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         history.open,
         history.seconds
     );
+    println!("open work for the demo accounts: {live} incidents in grid {} (a dispatch for dept, one for the grid, one to verify)", 
+        district.areas.iter().find(|a| a.level == Level::Grid).map(|a| a.code.to_string()).unwrap_or_default());
     println!("\ndemo accounts (passwords generated for this run; change them with civicgrid user passwd NAME):");
     for (username, role, area, password) in accounts {
         println!("  {username:<12} {password}  {role:<18} {area}");

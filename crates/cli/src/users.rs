@@ -120,3 +120,71 @@ pub async fn demo_accounts(db: &Db, district: &DemoDistrict) -> Result<Vec<(Stri
     }
     Ok(out)
 }
+
+/// Open work for the demo's own accounts, made through the same loop as any report, so
+/// that each of them finds something on signing in: the department handler a new
+/// dispatch, the grid worker an item dispatched to the grid and one to verify. Returns how
+/// many incidents it made.
+pub async fn demo_worklist(db: &Db, district: &DemoDistrict) -> Result<usize, Failure> {
+    use domain::incident::Action;
+    use store::incidents::{NewIncident, Source, TransitionInput};
+    let grid = district.areas.iter().find(|a| a.level == Level::Grid).ok_or_else(|| Failure("the demo has no grid".into()))?;
+    let b = grid.bbox().ok_or_else(|| Failure("the demo grid has no extent".into()))?;
+    let point = ((b.min().y + b.max().y) / 2.0, (b.min().x + b.max().x) / 2.0);
+    let who = |username: &'static str| async move {
+        let a = db.account_by_username(username).await?.ok_or_else(|| Failure(format!("no demo account {username}")))?;
+        Ok::<_, Failure>(domain::Principal {
+            account_id: a.id,
+            username: a.username,
+            display_name: a.display_name,
+            role: a.role,
+            area: a.area,
+            department: a.department,
+            credential: domain::access::Credential::Session("demo".into()),
+            must_change_password: false,
+        })
+    };
+    let (worker, operator, dispatcher, dept) = (who("gridworker").await?, who("operator").await?, who("dispatcher").await?, who("dept").await?);
+    let step = |p: &domain::Principal, id: i64, version: i64, action: Action, input: TransitionInput| {
+        let p = p.clone();
+        async move {
+            let s = db.scoped(&p, Actor::cli("demo"));
+            let desk = s.incidents().ok_or_else(|| Failure(format!("{} works no incidents", p.username)))?;
+            desk.transition(id, version, action, &input).await.map(|i| i.version).map_err(|e| Failure(format!("demo worklist, {}: {e:?}", action.as_str())))
+        }
+    };
+    let report = |p: &domain::Principal, category: &str, description: &str, source: Source| {
+        let (p, new) = (p.clone(), NewIncident {
+            category: category.into(),
+            description: description.into(),
+            point: Some(point),
+            address: None,
+            source,
+            grid: Some(grid.code.clone()),
+            reporter_phone: None,
+        });
+        async move {
+            let s = db.scoped(&p, Actor::cli("demo"));
+            let desk = s.incidents().ok_or_else(|| Failure(format!("{} reports no incidents", p.username)))?;
+            Ok::<_, Failure>(desk.report(new, None).await?.0)
+        }
+    };
+    let to_dept = || TransitionInput { department: Some("cgj".into()), ..TransitionInput::default() };
+    let to_grid = || TransitionInput { grid: Some(grid.code.clone()), ..TransitionInput::default() };
+    let note = |n: &str| TransitionInput { note: n.into(), ..TransitionInput::default() };
+    // 1. A grid patrol's report, filed and dispatched to the city management bureau.
+    let a = report(&worker, "C0101", "井盖缺失，行人有坠落危险", Source::GridPatrol).await?;
+    let v = step(&operator, a.id, a.version, Action::File, note("")).await?;
+    step(&dispatcher, a.id, v, Action::Dispatch, to_dept()).await?;
+    // 2. A hotline call, dispatched to the grid itself.
+    let b = report(&operator, "E0201", "楼道堆放杂物，影响通行（12345 来电）", Source::Hotline).await?;
+    let v = step(&operator, b.id, b.version, Action::File, note("")).await?;
+    step(&dispatcher, b.id, v, Action::Dispatch, to_grid()).await?;
+    // 3. Handled by the bureau, waiting for the grid worker's check on site.
+    let c = report(&worker, "C0104", "路灯不亮", Source::GridPatrol).await?;
+    let v = step(&operator, c.id, c.version, Action::File, note("")).await?;
+    let v = step(&dispatcher, c.id, v, Action::Dispatch, to_dept()).await?;
+    let v = step(&dept, c.id, v, Action::Accept, note("")).await?;
+    step(&dept, c.id, v, Action::Handle, note("已更换灯泡")).await?;
+    Ok(3)
+}

@@ -128,7 +128,11 @@ fn serve_with_demo_is_healthy_and_answers() {
     // The demo's year of incidents, in the district's key figures.
     let kpis = http_send(&server.addr, "GET", "/api/v1/kpis?from=2025-01-01&to=2027-12-31&by=street", &[("authorization", &format!("Bearer {token}"))], "");
     let body: serde_json::Value = serde_json::from_str(kpis.split("\r\n\r\n").nth(1).expect("body")).expect("json");
-    assert_eq!(body["total"]["reported"], 1310, "{}", body["total"]);
+    assert_eq!(body["total"]["reported"], 1310 + 3, "{}", body["total"]);
+    // The demo's department handler has a fresh dispatch in its inbox.
+    let dept = login_as(&server, "dept");
+    let inbox = http_send(&server.addr, "GET", "/api/v1/inbox?unread=true", &[("authorization", &format!("Bearer {dept}"))], "");
+    assert!(inbox.contains("\"kind\":\"dispatched\""), "{inbox}");
     assert_eq!(body["rows"].as_array().map(Vec::len), Some(12));
     drop(server);
 
@@ -237,7 +241,9 @@ async fn the_demo_has_a_year_of_incident_history() {
                 district.add(c);
             }
         }
-        assert_eq!(district.reported, 1310);
+        // A year of history, and the three open items made for the demo's own accounts.
+        assert_eq!(district.reported, 1310 + 3);
+        assert!(printed.contains("open work for the demo accounts: 3 incidents"), "{printed}");
         let closure = district.closed as f64 / district.reported as f64;
         assert!((0.95..=0.99).contains(&closure), "closed {} of {}", district.closed, district.reported);
         assert!(district.late > 10 && district.returns > 5 && district.reworked > 5, "{district:?}");
@@ -387,6 +393,11 @@ fn users_tokens_and_the_audit_chain_from_the_command_line() {
     let out = civicgrid(&["--db", &db, "audit", "verify"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("broken at row 3"), "{}", text(&out.stderr));
+}
+
+/// A bearer token for a demo account of a running server.
+fn login_as(server: &Server, username: &str) -> String {
+    login(&server.addr, username, &server.password_of(username))
 }
 
 /// Send one request on a fresh connection; None if the server is gone.
