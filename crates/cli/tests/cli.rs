@@ -76,6 +76,7 @@ impl Server {
             lines.push(line);
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("civicgrid serve never said where it serves; it printed {lines:?}");
     }
 }

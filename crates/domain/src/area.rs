@@ -384,7 +384,7 @@ mod tests {
     use super::*;
 
     fn c(s: &str) -> AreaCode {
-        AreaCode::parse(s).unwrap()
+        AreaCode::parse(s).expect("a valid code")
     }
 
     #[test]

@@ -209,10 +209,13 @@ impl WorkCalendar {
     }
 }
 
+/// Days with their names (holidays, or make-up workdays).
+pub type NamedDays = Vec<(Day, &'static str)>;
+
 /// The national public holidays and make-up workdays of 2026, as published by the General
 /// Office of the State Council (国务院办公厅关于2026年部分节假日安排的通知). A district
 /// edits its calendar when a new year's notice is published.
-pub fn national_2026() -> (Vec<(Day, &'static str)>, Vec<(Day, &'static str)>) {
+pub fn national_2026() -> (NamedDays, NamedDays) {
     let d = |m, day| Day::from_ymd(2026, m, day).unwrap_or(Day(0));
     let range = |m, from: u32, to: u32, name: &'static str| (from..=to).map(move |x| (d(m, x), name));
     let holidays: Vec<(Day, &'static str)> = range(1, 1, 3, "元旦")

@@ -204,7 +204,9 @@ fn outline(lat: &Lattice, cells: &HashSet<Cell>) -> MultiPolygon<f64> {
             .sum()
     };
     let (exteriors, holes): (Vec<_>, Vec<_>) = rings.into_iter().partition(|r| signed(r) > 0);
-    let mut polys: Vec<(Vec<(Cell, Dir)>, Vec<LineString<f64>>)> =
+    // Each exterior ring with the holes found inside it.
+    type WithHoles = (Vec<(Cell, Dir)>, Vec<LineString<f64>>);
+    let mut polys: Vec<WithHoles> =
         exteriors.into_iter().map(|r| (r, Vec::new())).collect();
     for hole in holes {
         // The midpoint of the hole's first lattice edge lies on no exterior ring.

@@ -243,7 +243,7 @@ mod tests {
     fn square(code: &str, x0: f64, y0: f64, x1: f64, y1: f64, level: Level) -> AreaRecord {
         let ring = LineString::from(vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]);
         AreaRecord {
-            code: AreaCode::parse(code).unwrap(),
+            code: AreaCode::parse(code).expect("a valid code"),
             name: code.to_string(),
             level,
             parent: None,

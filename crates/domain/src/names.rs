@@ -38,9 +38,11 @@ pub fn person_name(rng: &mut Rng, female: bool) -> String {
     let surname = rng.weighted(SURNAMES);
     let pool = if female { GIVEN_FEMALE } else { GIVEN_MALE };
     let mut name = String::from(*surname);
-    name.push_str(*rng.pick(pool));
+    let given: &&str = rng.pick(pool);
+    name.push_str(given);
     if rng.below(100) < 55 {
-        name.push_str(*rng.pick(pool));
+        let more: &&str = rng.pick(pool);
+        name.push_str(more);
     }
     name
 }

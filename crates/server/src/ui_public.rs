@@ -136,9 +136,12 @@ async fn form(State(state): State<AppState>, MaybeCaller(r): MaybeCaller, ctx: C
     page(&state, &ctx, r.caller.as_ref(), ReportForm::default(), String::new()).await
 }
 
+/// A report form's optional point (lat, lon) and optional phone.
+pub(crate) type PointAndPhone = (Option<(f64, f64)>, Option<Phone>);
+
 /// The optional point (both fields or neither) and the optional phone of a report form, or
 /// the message to show.
-pub(crate) fn point_and_phone(lat: &str, lon: &str, phone: &str, lang: crate::i18n::Lang) -> Result<(Option<(f64, f64)>, Option<Phone>), String> {
+pub(crate) fn point_and_phone(lat: &str, lon: &str, phone: &str, lang: crate::i18n::Lang) -> Result<PointAndPhone, String> {
     let point = match (lat.trim(), lon.trim()) {
         ("", "") => None,
         (lat, lon) => Some(domain::error::parse_point(lat, lon).map_err(|e| e.to_string())?),
