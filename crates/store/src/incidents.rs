@@ -726,7 +726,8 @@ impl Db {
         }
         insert_transition(&mut tx, id, action.as_str(), Some(cur.loop_.state), next.state, actor, &input.note, now).await?;
         crate::kpis::track(&mut tx, Some(&cur), id).await?;
-        let note_for = |what: &str| format!("事件 #{id}（{}）{what}", cur.category);
+        let category = timing.names.get(&cur.category).unwrap_or(&cur.category);
+        let note_for = |what: &str| format!("事件 #{id}（{category}）{what}");
         match action {
             Action::Dispatch => {
                 let msg = note_for("已派遣，请接收处置");

@@ -26,6 +26,8 @@ pub struct Timing {
     /// The categories a report may name (second-level), and whether a grid worker may
     /// handle them on the spot.
     pub on_spot: HashMap<String, bool>,
+    /// Every category's name, for messages.
+    pub names: HashMap<String, String>,
 }
 
 impl Timing {
@@ -65,8 +67,9 @@ pub(crate) async fn load(conn: &mut AnyConnection) -> Result<Timing, StoreError>
             k => return Err(StoreError::Corrupt(format!("calendar_days.kind: {k:?}"))),
         };
     }
-    let (mut limits, mut on_spot) = (HashMap::new(), HashMap::new());
+    let (mut limits, mut on_spot, mut names) = (HashMap::new(), HashMap::new(), HashMap::new());
     for c in crate::catalogue::categories_on(conn).await? {
+        names.insert(c.code.clone(), c.name.clone());
         if c.parent.is_some() {
             on_spot.insert(c.code.clone(), c.on_spot);
         }
@@ -74,7 +77,7 @@ pub(crate) async fn load(conn: &mut AnyConnection) -> Result<Timing, StoreError>
             limits.insert(c.code, l);
         }
     }
-    Ok(Timing { calendar, limits, on_spot })
+    Ok(Timing { calendar, limits, on_spot, names })
 }
 
 /// States whose step has a clock.

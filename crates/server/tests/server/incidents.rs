@@ -320,6 +320,8 @@ async fn inboxes_and_the_time_limit_watcher(d: Dialect) {
     let items = inbox(&handler, "?unread=true").await.json();
     assert_eq!(items.as_array().map(Vec::len), Some(1));
     assert_eq!((items[0]["kind"].as_str(), items[0]["incident_id"].as_i64()), (Some("dispatched"), Some(busy)));
+    let message = items[0]["message"].as_str().expect("message");
+    assert!(message.contains("污水井盖") && !message.contains("C0102"), "the message names the category in words: {message}");
     assert_eq!(inbox(&other, "").await.json().as_array().map(Vec::len), Some(0));
     let nid = items[0]["id"].as_i64().expect("id");
     app.send(Req::new(Method::POST, &format!("/api/v1/inbox/{nid}/read")).token(&other.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
