@@ -337,6 +337,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         &store::catalogue::demo_calendar(),
     )
     .await?;
+    let areas_done = started.elapsed();
     let history = load_history(db, &district, opts).await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
@@ -351,7 +352,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         count(Level::Dedicated),
         district.team.len(),
         report.inserted,
-        started.elapsed().as_secs_f64(),
+        areas_done.as_secs_f64(),
         generated.as_secs_f64(),
     );
     println!(

@@ -231,6 +231,13 @@ async fn scope_and_bad_input(d: Dialect) {
     // Auditors and admins do not read incident figures.
     let auditor = app.user("s.auditor", Role::Auditor, "430503").await;
     app.send(Req::new(Method::GET, "/api/v1/kpis").token(&auditor.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let session = app.db.create_session(auditor.id, "test").await.expect("session");
+    let page = app.send(Req::new(Method::GET, "/kpis").header("cookie", &format!("cg_session={}", session.id))).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // A bad query on the page: the form again, with the reason, and no table.
+    let page = app.page("/kpis?from=2026-11-26&to=2026-11-25", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("is after") && !page.body.contains("<tfoot>"), "{}", page.body);
     app.send(Req::new(Method::GET, "/api/v1/kpis")).await.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     // Bad input.
     for (q, code) in [
