@@ -195,8 +195,11 @@ async fn figures_follow_the_loop_by_every_grouping(d: Dialect) {
     let r = app.page("/kpis?from=2026-11-25&to=2026-11-25&by=street&area=430503", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("结案率") && r.body.contains("合计") && r.body.contains("66.7%") && r.body.contains("33.3%"), "{}", r.body);
+    assert!(!r.body.contains("核查次数"), "the columns about people show only by person");
     let r = app.page("/kpis?from=2026-11-25&to=2026-11-25&by=street&area=430503", Some("lang=en")).await;
     assert!(r.body.contains("Closure rate") && r.body.contains("Total"));
+    let r = app.page("/kpis?from=2026-11-25&to=2026-11-25&by=person&area=430503", None).await;
+    assert!(r.body.contains("核查次数") && r.body.contains("网格员") && r.body.contains("测试k.worker.a"), "{}", r.body);
     let r = app.page("/kpis.csv?from=2026-11-25&to=2026-11-25&by=department&area=430503", None).await;
     assert!(r.content_type().starts_with("text/csv"));
     assert!(r.body.lines().any(|l| l.starts_with("cgj,") && l.contains(",3,3,2,66.7%,")), "{}", r.body);
