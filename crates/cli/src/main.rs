@@ -336,6 +336,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         &store::catalogue::demo_calendar(),
     )
     .await?;
+    let areas_done = started.elapsed();
     // After the catalogue: the department handler's account names a department.
     let accounts = users::demo_accounts(db, &district).await?;
     let history = load_history(db, &district, opts).await?;
@@ -353,7 +354,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         count(Level::Dedicated),
         district.team.len(),
         report.inserted,
-        started.elapsed().as_secs_f64(),
+        areas_done.as_secs_f64(),
         generated.as_secs_f64(),
     );
     println!(

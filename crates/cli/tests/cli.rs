@@ -204,7 +204,9 @@ fn unknown_schemes_and_unreachable_servers_get_clear_messages() {
     let err = text(&out.stderr);
     assert!(err.contains("cannot reach the database") && err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("secret"), "{err}");
-    let out = civicgrid(&["demo", "--scale", "0", "--db", "sqlite:///tmp/never-created/x.db"]);
+    // A path of this run's own: a shared one may hold another build's newer schema.
+    let db = format!("sqlite://{}", temp_dir("scale").join("x.db").display());
+    let out = civicgrid(&["demo", "--scale", "0", "--db", &db]);
     assert!(text(&out.stderr).contains("--scale must be from 1 to 100"), "{}", text(&out.stderr));
 }
 

@@ -294,12 +294,16 @@ async fn page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q
     let groupings = Grouping::ALL.iter().map(|g| (g.as_str(), ctx.lang.t(&format!("kpi.by.{}", g.as_str())))).collect();
     let field = |k: &str| q.0.get(k).cloned().unwrap_or_default();
     let unplaced = ctx.lang.t("kpi.unplaced");
+    let result = table_for(&state, &me, &q).await;
+    // The last three columns (checks on site, on time, role) are about people.
+    let person = matches!(&result, Ok((query, _)) if query.by == Grouping::Person);
+    let columns = if person { HEADS.len() } else { HEADS.len() - 3 };
     let line = |r: &KpiRowDto| Line {
         name: if r.key.is_empty() { unplaced.to_string() } else { r.name.clone() },
         key: r.key.clone(),
-        cells: cells(r, ctx.lang),
+        cells: cells(r, ctx.lang).into_iter().take(columns).collect(),
     };
-    let (from, to, by, area, lines, total, error) = match table_for(&state, &me, &q).await {
+    let (from, to, by, area, lines, total, error) = match result {
         Ok((query, rep)) => (
             query.from.to_string(),
             query.to.to_string(),
@@ -312,13 +316,7 @@ async fn page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, q
         Err(e) => (field("from"), field("to"), field("by"), field("area"), Vec::new(), Line { name: String::new(), key: String::new(), cells: Vec::new() }, e.detail),
     };
     let csv_href = format!("/kpis.csv?from={from}&to={to}&by={by}&area={area}");
-    // The last three columns (checks, checks on time, role) belong to people only.
-    let shown = if by == "person" { HEADS.len() } else { HEADS.len() - 3 };
-    let (mut lines, mut total): (Vec<Line>, Line) = (lines, total);
-    for l in lines.iter_mut().chain(std::iter::once(&mut total)) {
-        l.cells.truncate(shown);
-    }
-    Ok(render(&Page { c, from, to, by, area, groupings, heads: HEADS[..shown].to_vec(), lines, total, error, csv_href }))
+    Ok(render(&Page { c, from, to, by, area, groupings, heads: HEADS[..columns].to_vec(), lines, total, error, csv_href }))
 }
 
 /// The same table as CSV (UTF-8 with a byte-order mark, so that spreadsheet programs read

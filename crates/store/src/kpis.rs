@@ -110,16 +110,26 @@ pub(crate) async fn track(tx: &mut Transaction<'static, Any>, before: Option<&In
     let changed: Vec<(Key, Counters)> = delta.into_iter().filter(|(_, c)| !c.is_zero()).collect();
     if !changed.is_empty() {
         upsert(tx, &changed).await?;
-        // A key the incident left may be all zeros now: the rebuild would hold no such row.
-        let left: Vec<&Key> = changed.iter().filter(|(_, c)| c.reported < 0).map(|(k, _)| k).collect();
-        for (depth, department, area, day) in left {
-            sqlx::query("DELETE FROM kpi_daily WHERE depth = $1 AND department = $2 AND area = $3 AND day = $4 AND reported = 0")
-                .bind(*depth)
-                .bind(department)
-                .bind(area)
-                .bind(*day)
-                .execute(&mut **tx)
-                .await?;
+        // Keys the incident left may be all zeros now (a rebuild would hold no such rows):
+        // one statement per (department, day) left, which is one when it moves.
+        let mut left: BTreeMap<(&str, i64), Vec<&str>> = BTreeMap::new();
+        for ((_, department, area, day), c) in &changed {
+            if c.reported < 0 {
+                left.entry((department.as_str(), *day)).or_default().push(area.as_str());
+            }
+        }
+        for ((department, day), areas) in left {
+            let list: Vec<String> = (0..areas.len()).map(|k| format!("${}", k + 2)).collect();
+            let sql = format!(
+                "DELETE FROM kpi_daily WHERE depth IN (6, 9, 12, 15) AND department = $1 AND area IN ({}) AND day = ${} AND reported = 0",
+                list.join(", "),
+                areas.len() + 2
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(department);
+            for a in &areas {
+                q = q.bind(*a);
+            }
+            q.bind(day).execute(&mut **tx).await?;
         }
     }
     // The step that ended: remember its deadline on the transition that ended it.
@@ -147,23 +157,24 @@ pub(crate) async fn track_created(tx: &mut Transaction<'static, Any>, created: &
         }
     }
     let changed: Vec<(Key, Counters)> = delta.into_iter().filter(|(_, c)| !c.is_zero()).collect();
-    if !changed.is_empty() {
-        upsert(tx, &changed).await?;
+    // A batch of reports spread over many grids and days could pass the binds one
+    // statement may carry: upsert in chunks.
+    for chunk in changed.chunks(500) {
+        upsert(tx, chunk).await?;
     }
     Ok(())
 }
 
-/// Add counters to rows, creating them as needed (one statement).
+/// Add counters to rows, creating them as needed (one statement). Everything is bound,
+/// so the statement's text depends only on the number of rows and stays prepared.
 async fn upsert(tx: &mut Transaction<'static, Any>, rows: &[(Key, Counters)]) -> Result<(), StoreError> {
     let names = Counters::NAMES.join(", ");
     let sets: Vec<String> = Counters::NAMES.iter().map(|n| format!("{n} = kpi_daily.{n} + excluded.{n}")).collect();
-    let values: Vec<String> = rows
-        .iter()
-        .enumerate()
-        .map(|(k, ((depth, _, _, day), c))| {
-            // Integers are formatted; the texts (department, area) are bound.
-            let nums: Vec<String> = c.to_array().iter().map(i64::to_string).collect();
-            format!("({depth}, ${}, ${}, {day}, {})", 2 * k + 1, 2 * k + 2, nums.join(", "))
+    let width = 4 + Counters::NAMES.len();
+    let values: Vec<String> = (0..rows.len())
+        .map(|k| {
+            let params: Vec<String> = (1..=width).map(|j| format!("${}", k * width + j)).collect();
+            format!("({})", params.join(", "))
         })
         .collect();
     let sql = format!(
@@ -172,8 +183,11 @@ async fn upsert(tx: &mut Transaction<'static, Any>, rows: &[(Key, Counters)]) ->
         sets.join(", ")
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for ((_, department, area, _), _) in rows {
-        q = q.bind(department.clone()).bind(area.clone());
+    for ((depth, department, area, day), c) in rows {
+        q = q.bind(*depth).bind(department.clone()).bind(area.clone()).bind(*day);
+        for v in c.to_array() {
+            q = q.bind(v);
+        }
     }
     q.execute(&mut **tx).await?;
     Ok(())

@@ -7,6 +7,8 @@
 //! kpibench query URL RUNS            the district's figures by street for the whole
 //!                                    year through the scoped handle: p50/p95 and the answer
 //! kpibench export URL FILE           the rows DuckDB scans, as CSV (place, day, filed, closed)
+//! kpibench writes URL N              on a fresh store: N reports, then N filings and N
+//!                                    dispatches, one by one (the write path the rollup adds to)
 //! ```
 //! Bench-only: nothing here is part of the product, and no test depends on it.
 
@@ -28,8 +30,9 @@ async fn main() -> Result<(), Failure> {
         ["load", url, n, rest @ ..] => load(url, n.parse()?, rest.contains(&"--timeline")).await,
         ["query", url, runs] => query(url, runs.parse()?).await,
         ["export", url, file] => export(url, file).await,
+        ["writes", url, n] => writes(url, n.parse()?).await,
         _ => {
-            eprintln!("usage: kpibench load URL N [--timeline] | query URL RUNS | export URL FILE");
+            eprintln!("usage: kpibench load URL N [--timeline] | query URL RUNS | export URL FILE | writes URL N");
             std::process::exit(2);
         }
     }
@@ -138,5 +141,65 @@ async fn export(url: &str, file: &str) -> Result<(), Failure> {
     .await?;
     out.flush()?;
     println!("exported {n} incidents to {file} in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The write path: reports, filings and dispatches one at a time, each in its transaction
+/// (with the rollup's upsert in it).
+async fn writes(url: &str, n: usize) -> Result<(), Failure> {
+    use domain::incident::Action;
+    use store::incidents::{NewIncident, Source, TransitionInput};
+    let db = Db::open(url).await?;
+    let district = domain::demo::generate(domain::demo::DemoOptions::default())?;
+    db.load_demo(&district).await?;
+    let actor = store::audit::Actor::cli("kpibench");
+    db.load_catalogue(&actor, &domain::catalogue::demo_departments(), &domain::catalogue::demo_categories(), &store::catalogue::demo_calendar()).await?;
+    let places = domain::history::places_of(&district.areas);
+    let acc = db
+        .create_account(
+            &actor,
+            store::auth::NewAccount {
+                username: "kpibench".into(),
+                display_name: "kpibench".into(),
+                role: Role::ShiftLead,
+                area: AreaCode::parse(domain::demo::DISTRICT_CODE)?,
+                department: None,
+                password: "grid-patrol-writes-0425".into(),
+                temporary: false,
+            },
+        )
+        .await?;
+    let p = Principal { account_id: acc.id, ..operator()? };
+    let s = db.scoped(&p, actor.clone());
+    let desk = s.incidents().ok_or("no incident desk")?;
+    let mut ids = Vec::with_capacity(n);
+    let t = Instant::now();
+    for k in 0..n {
+        let place = &places[k % places.len()];
+        let new = NewIncident {
+            category: "C0102".into(),
+            description: "污水井盖破损".into(),
+            point: Some((place.lat, place.lon)),
+            address: None,
+            source: Source::Hotline,
+            grid: Some(AreaCode::parse(&place.grid)?),
+            reporter_phone: None,
+        };
+        ids.push(desk.report(new, None).await?.0.id);
+    }
+    let reports = t.elapsed();
+    let t = Instant::now();
+    for id in &ids {
+        desk.transition(*id, 1, Action::File, &TransitionInput::default()).await.map_err(|e| format!("{e:?}"))?;
+    }
+    let files = t.elapsed();
+    let t = Instant::now();
+    let input = TransitionInput { department: Some("cgj".into()), ..TransitionInput::default() };
+    for id in &ids {
+        desk.transition(*id, 2, Action::Dispatch, &input).await.map_err(|e| format!("{e:?}"))?;
+    }
+    let dispatches = t.elapsed();
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!("writes, {n} each, one at a time: report {:.0} µs, file {:.0} µs, dispatch {:.0} µs", per(reports), per(files), per(dispatches));
     Ok(())
 }

@@ -175,8 +175,11 @@ async fn figures_follow_the_loop_by_every_grouping(d: Dialect) {
     let r = app.page("/kpis?from=2026-11-25&to=2026-11-25&by=street&area=430503", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("结案率") && r.body.contains("合计") && r.body.contains("66.7%") && r.body.contains("33.3%"), "{}", r.body);
+    assert!(!r.body.contains("核查次数"), "the columns about people show only by person");
     let r = app.page("/kpis?from=2026-11-25&to=2026-11-25&by=street&area=430503", Some("lang=en")).await;
     assert!(r.body.contains("Closure rate") && r.body.contains("Total"));
+    let r = app.page("/kpis?from=2026-11-25&to=2026-11-25&by=person&area=430503", None).await;
+    assert!(r.body.contains("核查次数") && r.body.contains("网格员") && r.body.contains("测试k.worker.a"), "{}", r.body);
     let r = app.page("/kpis.csv?from=2026-11-25&to=2026-11-25&by=department&area=430503", None).await;
     assert!(r.content_type().starts_with("text/csv"));
     assert!(r.body.lines().any(|l| l.starts_with("cgj,") && l.contains(",3,3,2,66.7%,")), "{}", r.body);
@@ -211,6 +214,13 @@ async fn scope_and_bad_input(d: Dialect) {
     // Auditors and admins do not read incident figures.
     let auditor = app.user("s.auditor", Role::Auditor, "430503").await;
     app.send(Req::new(Method::GET, "/api/v1/kpis").token(&auditor.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let session = app.db.create_session(auditor.id, "test").await.expect("session");
+    let page = app.send(Req::new(Method::GET, "/kpis").header("cookie", &format!("cg_session={}", session.id))).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // A bad query on the page: the form again, with the reason, and no table.
+    let page = app.page("/kpis?from=2026-11-26&to=2026-11-25", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("is after") && !page.body.contains("<tfoot>"), "{}", page.body);
     app.send(Req::new(Method::GET, "/api/v1/kpis")).await.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     // Bad input.
     for (q, code) in [

@@ -15,6 +15,3 @@ CREATE INDEX incidents_category ON incidents (category, id);
 -- Running steps newest first (the board's colour filters): the queue is a small share of
 -- all incidents, and walking it by id finds a page without sorting every red one.
 CREATE INDEX incidents_running ON incidents (id) WHERE due_at IS NOT NULL;
--- Overdue steps not yet marked late are found through incidents_due (late = 0 is a filter
--- on the few rows past due): one index fewer for every report to write.
-DROP INDEX incidents_due_unmarked;
