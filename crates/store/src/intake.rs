@@ -18,7 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::StoreError;
 use crate::audit::Actor;
 use crate::db::{Db, Dialect};
-use crate::incidents::{COLUMNS, Incident, NewIncident, incident, new_receipt};
+use domain::AreaCode;
+use domain::incident::Loop;
+
+use crate::incidents::{Incident, NewIncident, new_receipt};
 
 /// Most reports in one transaction.
 const BATCH: usize = 256;
@@ -151,6 +154,7 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<(Incident, bool)>, StoreErro
     };
 
     let mut plans = Vec::with_capacity(jobs.len());
+    let mut templates: HashMap<String, Incident> = HashMap::new();
     let mut first_of_key: HashMap<(i64, &str), usize> = HashMap::new();
     let mut rows = Vec::new();
     for (k, j) in jobs.iter().enumerate() {
@@ -176,6 +180,38 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<(Incident, bool)>, StoreErro
         };
         let clock = timing.clock(&n.category, domain::incident::Step::File, now, 0);
         let receipt = new_receipt(now)?;
+        // The incident as it will read back (its id comes from the insert).
+        let address = n.address.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(str::to_string);
+        templates.insert(
+            receipt.clone(),
+            Incident {
+                id: 0,
+                receipt: receipt.clone(),
+                category: n.category.clone(),
+                description: n.description.trim().to_string(),
+                lat: n.point.map(|p| p.0),
+                lon: n.point.map(|p| p.1),
+                address,
+                grid: n.grid.clone(),
+                area: AreaCode::parse(&area).map_err(|e| StoreError::Corrupt(format!("district code: {e}")))?,
+                source: n.source.as_str().to_string(),
+                department: None,
+                assignee_area: None,
+                loop_: Loop { level, ..Loop::new(on_spot) },
+                rating: None,
+                merged_into: None,
+                reporter_phone_masked: n.reporter_phone.as_ref().map(|p| domain::access::mask_phone(p.as_str())),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                step_started_at: now,
+                clock,
+                extension_ms: 0,
+                extension_requested_ms: 0,
+                late: false,
+                closed_at: None,
+            },
+        );
         rows.push(serde_json::json!([
             receipt,
             n.category,
@@ -198,10 +234,13 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<(Incident, bool)>, StoreErro
 
     let mut created: HashMap<String, Incident> = HashMap::new();
     if !rows.is_empty() {
-        let sql = format!("{} RETURNING {COLUMNS}", if pg { INSERT_POSTGRES } else { INSERT_SQLITE });
+        // Only the ids come back: the rest of each incident is what was just written.
+        let sql = format!("{} RETURNING id, receipt", if pg { INSERT_POSTGRES } else { INSERT_SQLITE });
         for r in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serde_json::Value::Array(rows).to_string()).bind(now).fetch_all(&mut *tx).await? {
-            let inc = incident(&r)?;
-            created.insert(inc.receipt.clone(), inc);
+            let receipt: String = r.try_get("receipt")?;
+            let mut inc = templates.remove(&receipt).ok_or_else(|| StoreError::Corrupt(format!("an unknown receipt {receipt} came back")))?;
+            inc.id = r.try_get("id")?;
+            created.insert(receipt, inc);
         }
         let mut steps = Vec::new();
         let mut keys = Vec::new();

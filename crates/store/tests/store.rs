@@ -376,6 +376,8 @@ async fn reports_arriving_together_share_a_commit_and_fail_alone(d: Dialect) {
         } else {
             assert_eq!((inc.lat, inc.lon), (Some(point.0), Some(point.1)), "the point comes back exactly");
             assert_eq!(inc.description, format!("井盖缺失 #{k}"));
+            // What the report answered is what the store holds.
+            assert_eq!(db.incident(inc.id).await.expect("read").as_ref(), Some(&inc), "report {k} reads back as answered");
         }
     }
     // 150 unkeyed minus the bad one, plus 10 distinct keys.
@@ -390,4 +392,20 @@ async fn reports_arriving_together_share_a_commit_and_fail_alone(d: Dialect) {
     }
     assert_eq!(stored, ids.len());
     assert!(db.incident(ids.last().expect("last") + 1).await.expect("read").is_none(), "nothing else was stored");
+    // An address-only report with a phone reads back as answered too (the district owns it,
+    // the phone masked).
+    let new = NewIncident {
+        category: "E0201".into(),
+        description: " 占道经营 ".into(),
+        point: None,
+        address: Some(" 红旗路 12 号 ".into()),
+        source: Source::Hotline,
+        grid: None,
+        reporter_phone: Some(domain::Phone::parse("13812345678").expect("phone")),
+    };
+    let (inc, created) = db.create_incident(&actor, Some(worker), new, None).await.expect("report");
+    assert!(created);
+    assert_eq!((inc.area.as_str(), inc.address.as_deref(), inc.description.as_str()), ("430503", Some("红旗路 12 号"), "占道经营"));
+    assert_eq!(inc.reporter_phone_masked.as_deref(), Some("138****5678"));
+    assert_eq!(db.incident(inc.id).await.expect("read"), Some(inc));
 }
