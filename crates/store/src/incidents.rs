@@ -253,8 +253,11 @@ pub struct IncidentCounts {
     pub red: i64,
 }
 
-/// Incidents owned by, or dispatched to, an area in `a`'s subtree. A community or a grid
-/// holds a small share of the incidents: a code range, which the (area_code, id) and
+/// Incidents owned by, placed in, or dispatched to an area in `a`'s subtree. An incident
+/// escalated up (小事不出网格，大事不出街道) stays visible where it happened, so the grid's
+/// workers still verify it on site. A community or a grid holds a small share of the
+/// incidents: a code range on `grid` (an incident owned below the community level is
+/// owned by its own grid) and on `assignee_area`, which the (grid, id) and
 /// (assignee_area, id) indexes serve. A street or the district holds a large share: a
 /// prefix match the planner cannot turn into an index range, so it walks the newest
 /// incidents (or a state's, a colour's) and keeps the matching ones, which comes sooner
@@ -262,7 +265,7 @@ pub struct IncidentCounts {
 fn area_clause(a: &AreaCode, clauses: &mut Vec<String>, texts: &mut Vec<String>) {
     if a.as_str().len() < Level::Community.code_len() {
         texts.push(format!("{a}%"));
-        clauses.push(format!("(area_code LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
+        clauses.push(format!("(area_code LIKE ${n} OR grid LIKE ${n} OR assignee_area LIKE ${n})", n = texts.len()));
         return;
     }
     // Codes are digits: everything under "430503001001" lies in ["430503001001", "430503001002").
@@ -272,9 +275,9 @@ fn area_clause(a: &AreaCode, clauses: &mut Vec<String>, texts: &mut Vec<String>)
         Some(hi) => {
             texts.push(hi);
             let hi = texts.len();
-            clauses.push(format!("((area_code >= ${lo} AND area_code < ${hi}) OR (assignee_area >= ${lo} AND assignee_area < ${hi}))"));
+            clauses.push(format!("((grid >= ${lo} AND grid < ${hi}) OR (assignee_area >= ${lo} AND assignee_area < ${hi}))"));
         }
-        None => clauses.push(format!("(area_code >= ${lo} OR assignee_area >= ${lo})")),
+        None => clauses.push(format!("(grid >= ${lo} OR assignee_area >= ${lo})")),
     }
 }
 
@@ -821,7 +824,11 @@ impl IncidentScope {
 
     pub fn contains(&self, i: &Incident) -> bool {
         match self {
-            IncidentScope::Area(a) => i.area.starts_with(a) || i.assignee_area.as_ref().is_some_and(|g| g.starts_with(a)),
+            IncidentScope::Area(a) => {
+                i.area.starts_with(a)
+                    || i.grid.as_ref().is_some_and(|g| g.starts_with(a))
+                    || i.assignee_area.as_ref().is_some_and(|g| g.starts_with(a))
+            }
             IncidentScope::Department(d) => i.department.as_deref() == Some(d.as_str()),
             IncidentScope::All => true,
         }

@@ -337,6 +337,16 @@ async fn inboxes_and_the_time_limit_watcher(d: Dialect) {
     assert_eq!(found, [idle, busy]);
     let detail = app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{busy}")).token(&operator.token)).await.json();
     assert_eq!((detail["level"].as_str(), detail["area"].as_str()), (Some("community"), Some(&grid[..12])));
+    // Escalated, it stays in sight of the grid it happened in: the grid's worker finds it
+    // on the board and will verify it there.
+    let worker = app.user("wt.worker", Role::GridWorker, &grid).await;
+    let seen = app.send(Req::new(Method::GET, "/api/v1/incidents?limit=500").token(&worker.token)).await.json();
+    assert!(seen["items"].as_array().expect("items").iter().any(|i| i["id"] == busy), "the grid worker still sees #{busy}");
+    assert_eq!(app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{busy}")).token(&worker.token)).await.status, StatusCode::OK);
+    // … and a worker of the neighbouring grid does not.
+    let (_, _, next_grid) = inside(&app, 5);
+    let neighbour = app.user("wt.neighbour", Role::GridWorker, &next_grid).await;
+    app.send(Req::new(Method::GET, &format!("/api/v1/incidents/{busy}")).token(&neighbour.token)).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert!(detail["timeline"].as_array().expect("timeline").iter().any(|t| t["action"] == "escalate" && t["actor_name"] == "time-limit watcher"));
     let overdue: Vec<i64> = inbox(&lead, "").await.json().as_array().expect("inbox").iter().filter(|n| n["kind"] == "overdue").filter_map(|n| n["incident_id"].as_i64()).collect();
     assert_eq!(overdue.len(), 2);

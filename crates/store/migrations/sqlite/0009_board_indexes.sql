@@ -15,3 +15,7 @@ CREATE INDEX incidents_category ON incidents (category, id);
 -- Running steps newest first (the board's colour filters): the queue is a small share of
 -- all incidents, and walking it by id finds a page without sorting every red one.
 CREATE INDEX incidents_running ON incidents (id) WHERE due_at IS NOT NULL;
+-- Scope by a community or a grid reads the grid an incident happened in (it stays visible
+-- there when escalated); the owning area's index served nothing else.
+DROP INDEX incidents_area;
+CREATE INDEX incidents_grid ON incidents (grid, id) WHERE grid IS NOT NULL;
