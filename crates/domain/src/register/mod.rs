@@ -13,12 +13,15 @@
 //! - [`phone`]: mainland mobile numbers as people type them into sheets.
 //! - [`headers`]: header aliases and the header-row finder.
 //! - [`relation`]: [`Relation`] to the head of household (与户主关系).
+//! - [`rows`]: the check of one imported row of a persons or organisations sheet, each
+//!   finding by field, column and severity.
 
 pub mod citizen_id;
 pub mod credit_code;
 pub mod headers;
 pub mod phone;
 pub mod relation;
+pub mod rows;
 pub mod text;
 
 pub use citizen_id::{CitizenId, Gender, KnownAddressCodes};
@@ -26,6 +29,10 @@ pub use credit_code::CreditCode;
 pub use headers::{HeaderFields, HeaderRow, HouseField, OrganisationField, PersonField, find_header_row, header_field};
 pub use phone::parse_mobile;
 pub use relation::Relation;
+pub use rows::{
+    Finding, OrganisationRow, PersonRow, RowCheck, RowContext, Severity, check_organisation_row, check_person_row,
+    parse_date_cell,
+};
 pub use text::{CellChanges, Normalised, escape_for_spreadsheet, normalise_cell};
 
 /// A value parsed from a cell, with what the parser noticed about the input.
