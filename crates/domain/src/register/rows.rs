@@ -429,6 +429,14 @@ mod tests {
             r.findings.iter().map(|f| (f.field, f.column, f.code)).collect::<Vec<_>>(),
             vec![(PersonField::CitizenId, None, "empty")]
         );
+        // One bad optional cell stops the row, however good the rest.
+        let r = check(&["", "张三", &n, "", "", "0739-5123456", "", "", ""], None);
+        assert_eq!(codes(&r), vec![("invalid_phone", Severity::Error)]);
+        assert!(r.value.is_none());
+        let long_address = "路".repeat(MAX_TEXT_CHARS + 1);
+        let r = check(&["", "张三", &n, "", "", "", "", &long_address, ""], None);
+        assert_eq!(codes(&r), vec![("too_long", Severity::Error)]);
+        assert!(r.value.is_none());
         // Too long a name.
         let long = "张".repeat(MAX_NAME_CHARS + 1);
         let r = check(&["", &long, &n, "", "", "", "", "", ""], None);
