@@ -13,8 +13,8 @@
 //! - [`phone`]: mainland mobile numbers as people type them into sheets.
 //! - [`headers`]: header aliases and the header-row finder.
 //! - [`relation`]: [`Relation`] to the head of household (与户主关系).
-//! - [`rows`]: the check of one imported row of a persons or organisations sheet, each
-//!   finding by field, column and severity.
+//! - [`rows`]: the check of one imported row of a persons, houses or organisations
+//!   sheet, each finding by field, column and severity.
 
 pub mod citizen_id;
 pub mod credit_code;
@@ -30,8 +30,8 @@ pub use headers::{HeaderFields, HeaderRow, HouseField, OrganisationField, Person
 pub use phone::parse_mobile;
 pub use relation::Relation;
 pub use rows::{
-    Finding, OrganisationRow, PersonRow, RowCheck, RowContext, Severity, check_organisation_row, check_person_row,
-    parse_date_cell,
+    Finding, HouseRow, OrganisationRow, PersonRow, RowCheck, RowContext, Severity, check_house_row, check_organisation_row, check_person_row,
+    parse_area_cell, parse_date_cell,
 };
 pub use text::{CellChanges, Normalised, escape_for_spreadsheet, normalise_cell};
 
@@ -145,6 +145,8 @@ pub enum RegisterError {
     CreditCodeCheckCharacter { expected: char },
     #[error("不是有效的手机号码（11 位，以 13-19 开头） (not a mainland mobile number)")]
     InvalidPhone,
+    #[error("房屋面积应为 0 到 100000 平方米之间的数 (an area is a number of square metres, above 0 and below 100000)")]
+    HouseArea,
     #[error("无法识别的与户主关系：{0} (unknown relation to the head of household)")]
     RelationUnknown(String),
 }
@@ -165,6 +167,7 @@ impl RegisterError {
             RegisterError::CreditCodeCheckCharacter { .. } => "credit_code_check_character",
             // The same code as `DomainError::InvalidPhone`: the same meaning.
             RegisterError::InvalidPhone => "invalid_phone",
+            RegisterError::HouseArea => "house_area",
             RegisterError::RelationUnknown(_) => "relation_unknown",
         }
     }

@@ -1,10 +1,10 @@
-//! The check of one imported row (issue 5, point 3): every cell of a persons or
+//! The check of one imported row (issue 5, point 3): every cell of a persons, houses or
 //! organisations sheet parsed into its value, and every problem and change reported by
 //! field and column, so that an import can list each bad row and lose nothing. The
 //! import decides what to do with the row (all-or-nothing, `--partial`); this decides
 //! only what is wrong with it.
 
-use super::headers::{HeaderRow, OrganisationField, PersonField};
+use super::headers::{HeaderRow, HouseField, OrganisationField, PersonField};
 use super::text::normalise_cell;
 use super::{CitizenId, CreditCode, Gender, KnownAddressCodes, Note, Parsed, RegisterError, Relation, parse_mobile};
 use crate::access::Phone;
@@ -324,6 +324,85 @@ pub fn check_organisation_row<C: AsRef<str>>(
     RowCheck { row, value, findings }
 }
 
+/// A floor area in square metres as sheets write it: `85.5`, `85.5㎡`, `85.5平方米`,
+/// `85.5 平米`, `85.5m2`. Above 0 and below 100,000; None otherwise.
+pub fn parse_area_cell(raw: &str) -> Option<f64> {
+    let n = normalise_cell(raw);
+    let t = n.text.trim();
+    let number = ["平方米", "平米", "㎡", "m2", "M2", "m²"]
+        .iter()
+        .find_map(|u| t.strip_suffix(u))
+        .unwrap_or(t)
+        .trim();
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    number.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v < 100_000.0)
+}
+
+/// A house as a row of a houses sheet gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HouseRow {
+    pub address: String,
+    pub building: Option<String>,
+    pub unit: Option<String>,
+    pub floor: Option<String>,
+    pub room: Option<String>,
+    /// Square metres.
+    pub area: Option<f64>,
+    pub owner: Option<String>,
+    pub owner_citizen_id: Option<CitizenId>,
+    /// Kept as text: an owner's number may be a landline.
+    pub owner_phone: Option<String>,
+    /// Other columns kept as normalised text (用途, 使用状态, 网格, 备注): their
+    /// vocabularies are the house model's to define.
+    pub other: Vec<(HouseField, String)>,
+}
+
+/// Check one row of a houses sheet: 地址 is required; an area must be a number of square
+/// metres and an owner's ID number must be valid.
+pub fn check_house_row<C: AsRef<str>>(
+    header: &HeaderRow<HouseField>,
+    cells: &[C],
+    row: usize,
+    ctx: &RowContext<'_>,
+) -> RowCheck<HouseRow, HouseField> {
+    use HouseField as H;
+    let mut c = Cells { header, cells, findings: Vec::new() };
+    let address = c.required_text(H::Address, MAX_TEXT_CHARS);
+    let building = c.text(H::Building, MAX_TEXT_CHARS);
+    let unit = c.text(H::Unit, MAX_TEXT_CHARS);
+    let floor = c.text(H::Floor, MAX_TEXT_CHARS);
+    let room = c.text(H::Room, MAX_TEXT_CHARS);
+    let area = c.typed(H::Area, |s| {
+        parse_area_cell(s).map(|value| Parsed { value, notes: Vec::new() }).ok_or(RegisterError::HouseArea)
+    });
+    let owner = c.text(H::Owner, MAX_NAME_CHARS);
+    let owner_citizen_id = c.typed(H::OwnerCitizenId, |s| CitizenId::parse(s, ctx.today));
+    let owner_phone = c.text(H::OwnerPhone, MAX_TEXT_CHARS);
+    let mut other = Vec::new();
+    for f in [H::Use, H::Occupancy, H::Grid, H::Remarks] {
+        if let Some(t) = c.text(f, MAX_TEXT_CHARS) {
+            other.push((f, t));
+        }
+    }
+    let findings = c.findings;
+    let ok = !findings.iter().any(|f| f.severity == Severity::Error);
+    let value = address.filter(|_| ok).map(|address| HouseRow {
+        address,
+        building,
+        unit,
+        floor,
+        room,
+        area,
+        owner,
+        owner_citizen_id,
+        owner_phone,
+        other,
+    });
+    RowCheck { row, value, findings }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +595,49 @@ mod tests {
             r.findings.iter().map(|f| (f.field, f.code)).collect::<Vec<_>>(),
             vec![(OrganisationField::Name, "empty"), (OrganisationField::CreditCode, "credit_code_check_character")]
         );
+        assert!(r.value.is_none());
+    }
+
+    #[test]
+    fn areas_as_sheets_write_them() {
+        for (raw, v) in [("85.5", 85.5), ("85.5㎡", 85.5), ("85.5平方米", 85.5), ("85.5 平米", 85.5), ("１２０", 120.0), ("60m2", 60.0)] {
+            assert_eq!(parse_area_cell(raw), Some(v), "{raw:?}");
+        }
+        for raw in ["", "0", "-5", "八十", "1e3", "NaN", "inf", "100000", "85.5亩", "约80"] {
+            assert_eq!(parse_area_cell(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn house_rows() {
+        let rows = [
+            vec!["大祥区XX社区房屋信息登记表"],
+            vec!["房屋地址", "栋", "单元", "房号", "面积(㎡)", "用途", "产权人", "产权人身份证号", "联系电话"],
+        ];
+        let header = find_header_row::<HouseField, _, _>(&rows, 5).expect("header");
+        let ctx = RowContext { today: today(), known_codes: None };
+        let n = id("19700101", "123");
+        let r = check_house_row(&header, &["学院路1号", "3", "2", "301", "85.5", "住宅", "赵六", &n, "0739-5123456"], 3, &ctx);
+        assert_eq!(r.findings, vec![]);
+        let h = r.value.expect("imported");
+        assert_eq!(h.address, "学院路1号");
+        assert_eq!((h.building.as_deref(), h.unit.as_deref(), h.room.as_deref()), (Some("3"), Some("2"), Some("301")));
+        assert_eq!(h.area, Some(85.5));
+        assert_eq!(h.owner_citizen_id.map(|i| i.expose().to_string()), Some(n.clone()));
+        assert_eq!(h.owner_phone.as_deref(), Some("0739-5123456"));
+        assert_eq!(h.other, vec![(HouseField::Use, "住宅".to_string())]);
+        let r = check_house_row(&header, &["", "", "", "", "八十平", "", "", "43050319700101123", ""], 4, &ctx);
+        assert_eq!(
+            r.findings.iter().map(|f| (f.field, f.column, f.code)).collect::<Vec<_>>(),
+            vec![
+                (HouseField::Address, Some(0), "empty"),
+                (HouseField::Area, Some(4), "house_area"),
+                (HouseField::OwnerCitizenId, Some(7), "id_length"),
+            ]
+        );
+        assert!(r.value.is_none());
+        let r = check_house_row(&header, &["学院路1号", "", "", "", "-1"], 5, &ctx);
+        assert_eq!(codes(&r), vec![("house_area", Severity::Error)]);
         assert!(r.value.is_none());
     }
 }
