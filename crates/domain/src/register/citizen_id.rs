@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{fold_width, is_zero_width};
+use super::text::compact;
 use super::{Note, Parsed, RegisterError};
 use crate::access::mask_id_number;
 use crate::area::AreaCode;
@@ -68,31 +68,9 @@ impl CitizenId {
     /// lies after `today` or before 1900, and a wrong check character, in that order of
     /// checking (a typo in the date shows as the date's error, the more useful one).
     pub fn parse(raw: &str, today: Day) -> Result<Parsed<CitizenId>, RegisterError> {
-        let mut notes = Vec::new();
-        let (mut full_width, mut zero_width, mut spaces) = (false, false, false);
-        let mut s = String::with_capacity(18);
-        for c in raw.chars() {
-            if is_zero_width(c) {
-                zero_width = true;
-                continue;
-            }
-            let f = fold_width(c);
-            if f.is_whitespace() {
-                spaces = true;
-                continue;
-            }
-            full_width |= f != c;
-            s.push(f);
-        }
-        if full_width {
-            notes.push(Note::FullWidthConverted);
-        }
-        if zero_width {
-            notes.push(Note::ZeroWidthRemoved);
-        }
-        if spaces {
-            notes.push(Note::SpacesTidied);
-        }
+        let compact = compact(raw, |_| false);
+        let mut notes = compact.notes(Note::SpacesTidied);
+        let mut s = compact.text;
         if s.is_empty() {
             return Err(RegisterError::Empty);
         }

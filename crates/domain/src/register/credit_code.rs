@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{fold_width, is_zero_width};
+use super::text::compact;
 use super::{Note, Parsed, RegisterError};
 
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -67,32 +67,12 @@ impl CreditCode {
     /// uppercase, each noted. The organisation code inside is checked too
     /// ([`CreditCode::organisation_code_valid`]); a failure is a warning, not an error.
     pub fn parse(raw: &str) -> Result<Parsed<CreditCode>, RegisterError> {
-        let mut notes = Vec::new();
-        let (mut full_width, mut zero_width, mut spaces, mut lower) = (false, false, false, false);
-        let mut s = String::with_capacity(18);
-        for c in raw.chars() {
-            if is_zero_width(c) {
-                zero_width = true;
-                continue;
-            }
-            let f = fold_width(c);
-            if f.is_whitespace() {
-                spaces = true;
-                continue;
-            }
-            full_width |= f != c;
-            lower |= f.is_ascii_lowercase();
-            s.push(f.to_ascii_uppercase());
-        }
-        for (flag, note) in [
-            (full_width, Note::FullWidthConverted),
-            (zero_width, Note::ZeroWidthRemoved),
-            (spaces, Note::SpacesTidied),
-            (lower, Note::CreditCodeUppercased),
-        ] {
-            if flag {
-                notes.push(note);
-            }
+        let compact = compact(raw, |_| false);
+        let mut notes = compact.notes(Note::SpacesTidied);
+        let mut s = compact.text;
+        if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            s.make_ascii_uppercase();
+            notes.push(Note::CreditCodeUppercased);
         }
         if s.is_empty() {
             return Err(RegisterError::Empty);

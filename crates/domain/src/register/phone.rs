@@ -1,7 +1,7 @@
 //! Mainland mobile numbers as people type them into sheets and forms. The value type is
 //! [`Phone`] (access.rs: 11 digits, `1[3-9]` first); this reads the forms it comes in.
 
-use super::text::{fold_width, is_zero_width};
+use super::text::compact;
 use super::{Note, Parsed, RegisterError};
 use crate::access::Phone;
 
@@ -11,32 +11,9 @@ use crate::access::Phone;
 /// removed; each change is noted. What is left must be 11 digits starting `1[3-9]`.
 /// Landlines are refused: the register's phone is a mobile.
 pub fn parse_mobile(raw: &str) -> Result<Parsed<Phone>, RegisterError> {
-    let mut notes = Vec::new();
-    let (mut full_width, mut zero_width, mut separators) = (false, false, false);
-    let mut s = String::with_capacity(16);
-    for c in raw.trim().chars() {
-        if is_zero_width(c) {
-            zero_width = true;
-            continue;
-        }
-        let f = fold_width(c);
-        if f.is_whitespace() || matches!(f, '-' | '(' | ')') {
-            separators = true;
-            full_width |= f != c && f != ' ';
-            continue;
-        }
-        full_width |= f != c;
-        s.push(f);
-    }
-    for (flag, note) in [
-        (full_width, Note::FullWidthConverted),
-        (zero_width, Note::ZeroWidthRemoved),
-        (separators, Note::SeparatorsRemoved),
-    ] {
-        if flag {
-            notes.push(note);
-        }
-    }
+    let compact = compact(raw, |c| matches!(c, '-' | '(' | ')'));
+    let mut notes = compact.notes(Note::SeparatorsRemoved);
+    let s = compact.text;
     if s.is_empty() {
         return Err(RegisterError::Empty);
     }

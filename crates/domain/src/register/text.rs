@@ -69,6 +69,54 @@ pub fn fold_width(c: char) -> char {
     }
 }
 
+/// A number's cell with everything but the number removed: see [`compact`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Compact {
+    pub text: String,
+    pub full_width: bool,
+    pub zero_width: bool,
+    /// Spaces (or the separators `drop` named) were removed.
+    pub removed: bool,
+}
+
+impl Compact {
+    /// The changes as notes, the removal named by `removed`.
+    pub fn notes(&self, removed: Note) -> Vec<Note> {
+        let mut out = Vec::new();
+        if self.full_width {
+            out.push(Note::FullWidthConverted);
+        }
+        if self.zero_width {
+            out.push(Note::ZeroWidthRemoved);
+        }
+        if self.removed {
+            out.push(removed);
+        }
+        out
+    }
+}
+
+/// The characters of a number's cell (an ID number, a code, a phone): full-width
+/// characters folded, zero-width characters, every space and whatever `drop` names
+/// (after folding) removed, each change recorded.
+pub(crate) fn compact(raw: &str, drop: impl Fn(char) -> bool) -> Compact {
+    let mut out = Compact { text: String::with_capacity(raw.len()), full_width: false, zero_width: false, removed: false };
+    for c in raw.chars() {
+        if is_zero_width(c) {
+            out.zero_width = true;
+            continue;
+        }
+        let f = fold_width(c);
+        out.full_width |= f != c && !f.is_whitespace();
+        if f.is_whitespace() || drop(f) {
+            out.removed = true;
+            continue;
+        }
+        out.text.push(f);
+    }
+    out
+}
+
 /// Whether text starts with a character that a spreadsheet would take as the start of a
 /// formula (`=`, `+`, `-`, `@`, and tab or carriage return, after OWASP's advice on CSV
 /// injection).
