@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod locate;
 pub mod names;
 pub mod photo;
+pub mod register;
 pub mod rng;
 pub mod time;
 
@@ -27,3 +28,4 @@ pub use area::{AreaCode, DedicatedKind, Level, Scope, TeamMember, TeamRole};
 pub use error::DomainError;
 pub use geometry::AreaRecord;
 pub use locate::GridIndex;
+pub use register::{CitizenId, CreditCode, Relation};
