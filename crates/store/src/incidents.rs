@@ -282,7 +282,7 @@ fn area_clause(a: &AreaCode, clauses: &mut Vec<String>, texts: &mut Vec<String>)
 }
 
 /// The next string of digits of the same length ("0419" → "0420"); None after all nines.
-fn successor(digits: &str) -> Option<String> {
+pub(crate) fn successor(digits: &str) -> Option<String> {
     let mut b = digits.as_bytes().to_vec();
     for i in (0..b.len()).rev() {
         if b[i] == b'9' {

@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_board_indexes.sql"),
         postgres: include_str!("../migrations/postgres/0009_board_indexes.sql"),
     },
+    Migration {
+        version: 11,
+        name: "register",
+        sqlite: include_str!("../migrations/sqlite/0011_register.sql"),
+        postgres: include_str!("../migrations/postgres/0011_register.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

@@ -37,9 +37,9 @@ pub struct TeamInput {
 
 /// The caller's view of the store.
 pub struct Scoped<'a> {
-    db: &'a Db,
-    who: &'a Principal,
-    actor: Actor,
+    pub(crate) db: &'a Db,
+    pub(crate) who: &'a Principal,
+    pub(crate) actor: Actor,
 }
 
 impl Db {

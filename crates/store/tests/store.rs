@@ -20,6 +20,12 @@ store::on_both_backends!(
     concurrent_audit_rows_all_land_in_one_chain,
     the_catalogue_and_calendar_round_trip,
     reports_arriving_together_share_a_commit_and_fail_alone,
+    register_household_with_members,
+    register_refuses_bad_input_and_changes_nothing,
+    register_refuses_a_stale_version,
+    register_move_is_one_operation_with_both_sides_in_history,
+    register_is_scoped_by_grid_and_role,
+    register_masks_and_unmasks_with_a_reason,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -408,4 +414,408 @@ async fn reports_arriving_together_share_a_commit_and_fail_alone(d: Dialect) {
     assert_eq!((inc.area.as_str(), inc.address.as_deref(), inc.description.as_str()), ("430503", Some("红旗路 12 号"), "占道经营"));
     assert_eq!(inc.reporter_phone_masked.as_deref(), Some("138****5678"));
     assert_eq!(db.incident(inc.id).await.expect("read"), Some(inc));
+}
+
+// ---- the register (issue 5) ----
+
+mod reg {
+    use std::sync::Arc;
+
+    use domain::access::{Credential, Principal, Role};
+    use domain::calendar::Day;
+    use domain::clock::FakeClock;
+    use domain::register::citizen_id::id_check_character;
+    use domain::register::{CitizenId, Relation};
+    use domain::{AreaCode, Phone};
+    use store::audit::{Actor, AuditQuery};
+    use store::register::{HouseInput, HouseUse, NewHousehold, NewPerson, PersonEdit, RegisterFilter};
+    use store::{Db, Dialect};
+
+    pub const GRID_A: &str = "430503001001001";
+    pub const GRID_B: &str = "430503001001002";
+    pub const COMMUNITY: &str = "430503001001";
+    /// 2026-01-01 08:00 Shanghai.
+    pub const T0: i64 = 1_767_225_600_000;
+
+    pub async fn store(d: Dialect) -> Option<(Db, Arc<FakeClock>)> {
+        let clock = Arc::new(FakeClock::at(T0));
+        let db = store::testing::fresh_with_clock(d, clock.clone()).await?;
+        db.import_areas(&super::fc(&super::small_tree())).await.expect("areas");
+        Some((db, clock))
+    }
+
+    pub fn who(id: i64, role: Role, area: &str) -> Principal {
+        Principal {
+            account_id: id,
+            username: format!("u{id}"),
+            display_name: format!("User {id}"),
+            role,
+            area: AreaCode::parse(area).expect("area"),
+            department: None,
+            credential: Credential::Token(id),
+            must_change_password: false,
+        }
+    }
+
+    pub fn actor(p: &Principal) -> Actor {
+        Actor::of(p, &format!("op-{}", p.account_id), "127.0.0.1")
+    }
+
+    /// A valid ID number born on `ymd` (YYYYMMDD) with sequence `seq`.
+    pub fn cid(ymd: &str, seq: u32) -> CitizenId {
+        let body = format!("430503{ymd}{seq:03}");
+        let check = id_check_character(&body).expect("digits");
+        CitizenId::from_stored(&format!("{body}{check}")).expect("valid")
+    }
+
+    pub fn today() -> Day {
+        Day::from_ymd(2026, 1, 1).expect("day")
+    }
+
+    pub fn person(id: CitizenId, name: &str, house: Option<i64>, area: Option<&str>) -> NewPerson {
+        NewPerson {
+            citizen_id: id,
+            name: name.into(),
+            phone: Some(Phone::parse("13812345678").expect("phone")),
+            ethnicity: Some("汉族".into()),
+            house_id: house,
+            area: area.map(|a| AreaCode::parse(a).expect("area")),
+        }
+    }
+
+    pub fn house(address: &str, grid: &str) -> HouseInput {
+        HouseInput {
+            address: address.into(),
+            area: AreaCode::parse(grid).expect("grid"),
+            point: Some((27.1, 111.05)),
+            area_m2: None,
+            house_use: HouseUse::Residential,
+        }
+    }
+
+    pub fn edit(id: CitizenId, name: &str) -> PersonEdit {
+        PersonEdit { citizen_id: id, name: name.into(), phone: None, ethnicity: None }
+    }
+
+    pub fn household(house: i64, members: &[(i64, Relation)]) -> NewHousehold {
+        NewHousehold { house_id: Some(house), address: None, area: None, members: members.to_vec() }
+    }
+
+    pub fn all() -> RegisterFilter {
+        RegisterFilter { limit: 500, ..Default::default() }
+    }
+
+    pub async fn denied(db: &Db, object_id: &str) -> Vec<store::audit::AuditRow> {
+        db.audit_rows_for_tests(&AuditQuery { outcome: Some("denied".into()), object_id: Some(object_id.into()), limit: 100, ..Default::default() })
+            .await
+            .expect("audit")
+    }
+}
+
+async fn register_household_with_members(d: Dialect) {
+    use domain::access::Role;
+    use domain::register::Relation;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let p = reg::who(1, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&p, reg::actor(&p));
+    let desk = s.register().expect("a grid worker has the register");
+    let h = desk.create_house(reg::house("红旗路 12 号 3 栋 1 单元 201", reg::GRID_A)).await.expect("house");
+    assert_eq!((h.area.as_str(), h.lat, h.area_m2), (reg::GRID_A, Some(27.1), None));
+    let father = desk.create_person(reg::person(reg::cid("19700101", 11), "张建国", Some(h.id), None)).await.expect("father");
+    let mother = desk.create_person(reg::person(reg::cid("19720305", 22), "李秀英", Some(h.id), None)).await.expect("mother");
+    let child = desk.create_person(reg::person(reg::cid("20000101", 33), "张伟", Some(h.id), None)).await.expect("child");
+    // Gender and birth date come from the number; the person takes the house's grid.
+    assert_eq!((father.gender.as_str(), mother.gender.as_str()), ("male", "female"));
+    assert_eq!(child.birth_date, domain::calendar::Day::from_ymd(2000, 1, 1).expect("day"));
+    assert_eq!((father.area.as_str(), father.house_id), (reg::GRID_A, Some(h.id)));
+
+    let seq0 = db.last_change_seq().await.expect("seq");
+    // Two heads, or none, are refused and store nothing.
+    for members in [
+        vec![(father.id, Relation::Head), (mother.id, Relation::Head)],
+        vec![(father.id, Relation::Spouse), (child.id, Relation::Son)],
+    ] {
+        match desk.create_household(reg::household(h.id, &members)).await {
+            Err(StoreError::Invalid { code: "household_head", .. }) => {}
+            other => panic!("expected household_head, got {other:?}"),
+        }
+    }
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq0, "a refused household logs nothing");
+    let hh = desk
+        .create_household(reg::household(h.id, &[(child.id, Relation::Son), (father.id, Relation::Head), (mother.id, Relation::Spouse)]))
+        .await
+        .expect("household");
+    let got: Vec<_> = hh.members.iter().map(|m| (m.person_id, m.name.as_str(), m.relation)).collect();
+    assert_eq!(got, [(father.id, "张建国", Relation::Head), (mother.id, "李秀英", Relation::Spouse), (child.id, "张伟", Relation::Son)]);
+    assert_eq!((hh.area.as_str(), hh.house_id), (reg::GRID_A, Some(h.id)));
+    assert_eq!(desk.household(hh.id).await.expect("read"), hh);
+    let changes = db.changes_since(seq0, 100).await.expect("changes");
+    assert!(changes.iter().any(|c| c.entity == "household" && c.key == hh.id.to_string()), "{changes:?}");
+    // A member of one household cannot join a second.
+    match desk.create_household(reg::household(h.id, &[(child.id, Relation::Head)])).await {
+        Err(StoreError::Conflict { code: "already_in_household", .. }) => {}
+        other => panic!("expected already_in_household, got {other:?}"),
+    }
+    // A new relation is written in the history of the household and of the person.
+    let hh2 = desk
+        .set_household_members(hh.id, hh.version, vec![(father.id, Relation::Head), (mother.id, Relation::Spouse), (child.id, Relation::Child)])
+        .await
+        .expect("members");
+    assert_eq!(hh2.version, hh.version + 1);
+    let hist = desk.history_of("household", hh.id).await.expect("history");
+    let change = hist.iter().find(|r| r.action == "household.update").expect("update row");
+    assert_eq!(
+        (change.field.clone(), change.old_value.as_deref(), change.new_value.as_deref()),
+        (format!("member.{}", child.id), Some("son"), Some("child"))
+    );
+    // The house lists its people; the list pages by id.
+    let people = desk.persons(&store::register::RegisterFilter { house_id: Some(h.id), limit: 2, ..Default::default() }).await.expect("list");
+    assert_eq!(people.iter().map(|p| p.id).collect::<Vec<_>>(), [father.id, mother.id]);
+    let rest = desk
+        .persons(&store::register::RegisterFilter { house_id: Some(h.id), limit: 2, after: Some(mother.id), ..Default::default() })
+        .await
+        .expect("list");
+    assert_eq!(rest.iter().map(|p| p.id).collect::<Vec<_>>(), [child.id]);
+}
+
+async fn register_refuses_bad_input_and_changes_nothing(d: Dialect) {
+    use domain::access::Role;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let p = reg::who(1, Role::CommunityStaff, reg::COMMUNITY);
+    let s = db.scoped(&p, reg::actor(&p));
+    let desk = s.register().expect("desk");
+    let h = desk.create_house(reg::house("建设路 1 号", reg::GRID_A)).await.expect("house");
+    let first = desk.create_person(reg::person(reg::cid("19491231", 2), "王芳", Some(h.id), None)).await.expect("person");
+    let seq0 = db.last_change_seq().await.expect("seq");
+    let count = |v: Vec<store::register::PersonView>| v.len();
+    let before = count(desk.persons(&reg::all()).await.expect("list"));
+
+    // The same number again, whatever the name: a conflict, nothing stored.
+    match desk.create_person(reg::person(reg::cid("19491231", 2), "另一人", Some(h.id), None)).await {
+        Err(e @ StoreError::Conflict { code: "duplicate_citizen_id", .. }) => {
+            assert!(!e.to_string().contains(&reg::cid("19491231", 2).expose()[6..14]), "the message shows the number masked: {e}");
+        }
+        other => panic!("expected duplicate_citizen_id, got {other:?}"),
+    }
+    // An edit that would take another person's number is refused too.
+    let second = desk.create_person(reg::person(reg::cid("19800101", 5), "刘洋", None, Some(reg::GRID_B))).await.expect("second");
+    let seq1 = db.last_change_seq().await.expect("seq");
+    match desk.update_person(second.id, second.version, reg::edit(reg::cid("19491231", 2), "刘洋")).await {
+        Err(StoreError::Conflict { code: "duplicate_citizen_id", .. }) => {}
+        other => panic!("expected duplicate_citizen_id, got {other:?}"),
+    }
+    // Malformed numbers never reach the store.
+    for bad in ["11010519491231002Y", "110105199902300021", "1101051949123100"] {
+        assert!(matches!(store::register::parse_citizen_id(bad, reg::today()), Err(StoreError::Invalid { .. })), "{bad}");
+        assert!(matches!(desk.person_by_citizen_id(bad).await, Err(StoreError::Invalid { .. })), "{bad}");
+    }
+    // An unknown area, an area that is not a grid, a house in another grid than the one named.
+    for (area, code) in [("430503001001009", "unknown_area"), (reg::COMMUNITY, "not_a_grid")] {
+        match desk.create_person(reg::person(reg::cid("19900101", 7), "赵磊", None, Some(area))).await {
+            Err(StoreError::Invalid { code: c, .. }) => assert_eq!(c, code),
+            other => panic!("expected {code}, got {other:?}"),
+        }
+    }
+    match desk.create_person(reg::person(reg::cid("19900101", 7), "赵磊", Some(h.id), Some(reg::GRID_B))).await {
+        Err(StoreError::Invalid { code: "house_in_other_grid", .. }) => {}
+        other => panic!("expected house_in_other_grid, got {other:?}"),
+    }
+    match desk.create_person(reg::person(reg::cid("19900101", 7), "  ", Some(h.id), None)).await {
+        Err(StoreError::Invalid { code: "field_required", .. }) => {}
+        other => panic!("expected field_required, got {other:?}"),
+    }
+    let mut bad_house = reg::house("x", reg::GRID_A);
+    bad_house.point = Some((127.0, 111.0));
+    assert!(matches!(desk.create_house(bad_house).await, Err(StoreError::Invalid { code: "invalid_point", .. })));
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq1, "refused writes log nothing");
+    assert_eq!(count(desk.persons(&reg::all()).await.expect("list")), before + 1);
+    assert_eq!(seq1, seq0 + 1, "the one accepted person logged one change");
+    let again = desk.person(first.id).await.expect("read");
+    assert_eq!(again, first, "the first person is unchanged");
+    assert_eq!(desk.person(second.id).await.expect("read").citizen_id_masked, second.citizen_id_masked);
+}
+
+async fn register_refuses_a_stale_version(d: Dialect) {
+    use domain::access::Role;
+    let Some((db, clock)) = reg::store(d).await else { return };
+    let p = reg::who(7, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&p, reg::actor(&p));
+    let desk = s.register().expect("desk");
+    let h = desk.create_house(reg::house("人民路 8 号", reg::GRID_A)).await.expect("house");
+    let v1 = desk.create_person(reg::person(reg::cid("19850512", 41), "陈静", Some(h.id), None)).await.expect("person");
+    assert_eq!(v1.version, 1);
+    clock.advance(60_000);
+    let v2 = desk.update_person(v1.id, 1, reg::edit(reg::cid("19850512", 41), "陈晶")).await.expect("update");
+    assert_eq!((v2.version, v2.name.as_str(), v2.phone_masked.as_deref()), (2, "陈晶", None));
+    // A second editor who read version 1 loses, and changes nothing.
+    match desk.update_person(v1.id, 1, reg::edit(reg::cid("19850512", 41), "陈菁")).await {
+        Err(StoreError::Conflict { code: "stale_version", .. }) => {}
+        other => panic!("expected stale_version, got {other:?}"),
+    }
+    assert_eq!(desk.person(v1.id).await.expect("read"), v2);
+    // Houses are versioned the same way.
+    let h2 = desk.update_house(h.id, h.version, reg::house("人民路 8 号附 1", reg::GRID_A)).await.expect("house update");
+    assert!(matches!(desk.update_house(h.id, h.version, reg::house("y", reg::GRID_A)).await, Err(StoreError::Conflict { code: "stale_version", .. })));
+    assert_eq!(desk.house(h.id).await.expect("read"), h2);
+
+    // The history carries who, when, the old and the new values; the phone only masked.
+    let hist = desk.history_of("person", v1.id).await.expect("history");
+    let name = hist.iter().find(|r| r.field == "name" && r.action == "person.update").expect("name row");
+    assert_eq!((name.old_value.as_deref(), name.new_value.as_deref()), (Some("陈静"), Some("陈晶")));
+    assert_eq!((name.actor_kind.as_str(), name.actor_id, name.actor_name.as_str(), name.operation_id.as_str()), ("token", Some(7), "u7", "op-7"));
+    assert_eq!(name.at, reg::T0 + 60_000);
+    let phone = hist.iter().find(|r| r.field == "phone" && r.action == "person.update").expect("phone row");
+    assert_eq!((phone.old_value.as_deref(), phone.new_value.as_deref()), (Some("138****5678"), None));
+    let created = hist.iter().find(|r| r.field == "citizen_id").expect("id row");
+    assert_eq!((created.at, created.old_value.as_deref()), (reg::T0, None));
+    assert!(created.new_value.as_deref().is_some_and(|v| v.contains("****") && !v.contains("19850512")), "{created:?}");
+    assert!(hist.iter().all(|r| r.new_value.as_deref() != Some("13812345678") && r.old_value.as_deref() != Some("13812345678")));
+}
+
+async fn register_move_is_one_operation_with_both_sides_in_history(d: Dialect) {
+    use domain::access::Role;
+    use store::register::Tenure;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let staff = reg::who(2, Role::CommunityStaff, reg::COMMUNITY);
+    let s = db.scoped(&staff, reg::actor(&staff));
+    let desk = s.register().expect("desk");
+    let from = desk.create_house(reg::house("东风路 3 号", reg::GRID_A)).await.expect("house A");
+    let to = desk.create_house(reg::house("西湖路 9 号", reg::GRID_B)).await.expect("house B");
+    let p = desk.create_person(reg::person(reg::cid("19600808", 17), "周强", Some(from.id), None)).await.expect("person");
+    desk.link_person_house(p.id, from.id, Tenure::Owns).await.expect("owns");
+
+    // A grid-A worker cannot move someone into a house of grid B: not found, denied, nothing changed.
+    let worker = reg::who(3, Role::GridWorker, reg::GRID_A);
+    let ws = db.scoped(&worker, reg::actor(&worker));
+    let seq0 = db.last_change_seq().await.expect("seq");
+    assert!(matches!(ws.register().expect("desk").move_person(p.id, p.version, to.id).await, Err(StoreError::NotFound(_))));
+    assert!(!reg::denied(&db, &to.id.to_string()).await.is_empty(), "the attempt is audited as denied");
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq0);
+
+    let seq0 = db.last_change_seq().await.expect("seq");
+    let moved = desk.move_person(p.id, p.version, to.id).await.expect("move");
+    assert_eq!((moved.house_id, moved.area.as_str(), moved.version), (Some(to.id), reg::GRID_B, p.version + 1));
+    // Lives in the new house only; still owns the old one.
+    assert_eq!(desk.person_houses(p.id).await.expect("links"), [(from.id, Tenure::Owns), (to.id, Tenure::Lives)]);
+    // The person's history keeps the creation and shows the move: old and new house and grid.
+    let hist = desk.history_of("person", p.id).await.expect("history");
+    assert!(hist.iter().any(|r| r.action == "person.create" && r.field == "name"));
+    let row = |field: &str| hist.iter().find(|r| r.action == "person.move" && r.field == field).map(|r| (r.old_value.clone(), r.new_value.clone()));
+    assert_eq!(row("house_id"), Some((Some(from.id.to_string()), Some(to.id.to_string()))));
+    assert_eq!(row("area_code"), Some((Some(reg::GRID_A.to_string()), Some(reg::GRID_B.to_string()))));
+    // Both houses show their side.
+    let out = desk.history_of("house", from.id).await.expect("history");
+    assert!(out.iter().any(|r| r.action == "person.move" && r.field == "resident" && r.old_value == Some(p.id.to_string()) && r.new_value.is_none()), "{out:?}");
+    let inn = desk.history_of("house", to.id).await.expect("history");
+    assert!(inn.iter().any(|r| r.action == "person.move" && r.field == "person.lives" && r.new_value == Some(p.id.to_string())), "{inn:?}");
+    // One audit row, and the change log names the person and both houses.
+    let audit = db.audit_rows_for_tests(&AuditQueryExt::action("person.move")).await.expect("audit");
+    assert_eq!(audit.iter().filter(|r| r.entry.outcome == "ok").count(), 1);
+    let keys: Vec<_> = db.changes_since(seq0, 100).await.expect("changes").into_iter().map(|c| (c.entity, c.key)).collect();
+    for k in [("person".to_string(), p.id.to_string()), ("house".into(), from.id.to_string()), ("house".into(), to.id.to_string())] {
+        assert!(keys.contains(&k), "{k:?} in {keys:?}");
+    }
+    // Moving again at the old version is refused.
+    assert!(matches!(desk.move_person(p.id, p.version, from.id).await, Err(StoreError::Conflict { code: "stale_version", .. })));
+    // The grid-A worker no longer sees the person.
+    assert!(matches!(ws.register().expect("desk").person(p.id).await, Err(StoreError::NotFound(_))));
+}
+
+struct AuditQueryExt;
+impl AuditQueryExt {
+    fn action(a: &str) -> store::audit::AuditQuery {
+        store::audit::AuditQuery { action: Some(a.into()), limit: 100, ..Default::default() }
+    }
+}
+
+async fn register_is_scoped_by_grid_and_role(d: Dialect) {
+    use domain::access::Role;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let b = reg::who(4, Role::GridWorker, reg::GRID_B);
+    let bs = db.scoped(&b, reg::actor(&b));
+    let bdesk = bs.register().expect("desk");
+    let hb = bdesk.create_house(reg::house("解放路 5 号", reg::GRID_B)).await.expect("house");
+    let pb = bdesk.create_person(reg::person(reg::cid("19750303", 51), "黄敏", Some(hb.id), None)).await.expect("person");
+
+    let a = reg::who(5, Role::GridWorker, reg::GRID_A);
+    let as_ = db.scoped(&a, reg::actor(&a));
+    let adesk = as_.register().expect("desk");
+    // Nothing of grid B in grid A's lists.
+    assert!(adesk.persons(&reg::all()).await.expect("list").is_empty());
+    assert!(adesk.houses(&reg::all()).await.expect("list").is_empty());
+    // Reads, lookups, writes and history of a grid-B person answer not found, each audited as denied.
+    let id = pb.id.to_string();
+    let n0 = reg::denied(&db, &id).await.len();
+    assert!(matches!(adesk.person(pb.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(adesk.update_person(pb.id, pb.version, reg::edit(reg::cid("19750303", 51), "改名")).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(adesk.history_of("person", pb.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(adesk.unmask_person(pb.id, store::register::Sensitive::CitizenId, "核实身份").await, Err(StoreError::NotFound(_))));
+    let rows = reg::denied(&db, &id).await;
+    assert_eq!(rows.len(), n0 + 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r.entry.actor_id == Some(5)));
+    assert!(matches!(adesk.person_by_citizen_id(reg::cid("19750303", 51).expose()).await, Err(StoreError::NotFound(_))));
+    assert!(!reg::denied(&db, &reg::cid("19750303", 51).masked()).await.is_empty());
+    // A house in grid B cannot be written from grid A, nor used for a new person there.
+    assert!(matches!(adesk.update_house(hb.id, hb.version, reg::house("z", reg::GRID_B)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        adesk.create_person(reg::person(reg::cid("19990909", 61), "吴刚", Some(hb.id), None)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    match adesk.create_house(reg::house("越界", reg::GRID_B)).await {
+        Err(StoreError::Invalid { code: "area_out_of_scope", .. }) => {}
+        other => panic!("expected area_out_of_scope, got {other:?}"),
+    }
+    // The list of another grid's area is denied too.
+    let f = store::register::RegisterFilter { area: Some(AreaCode::parse(reg::GRID_B).expect("code")), ..Default::default() };
+    assert!(matches!(adesk.persons(&f).await, Err(StoreError::NotFound(_))));
+    assert_eq!(bdesk.person(pb.id).await.expect("read").name, "黄敏", "nothing changed");
+
+    // The command centre reads (its subtree) but does not write.
+    let op = reg::who(6, Role::Operator, "430503");
+    let os = db.scoped(&op, reg::actor(&op));
+    let odesk = os.register().expect("operators read the register");
+    assert!(!odesk.may_write());
+    assert_eq!(odesk.person(pb.id).await.expect("read").id, pb.id);
+    assert!(matches!(odesk.update_person(pb.id, pb.version, reg::edit(reg::cid("19750303", 51), "改名")).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(odesk.create_house(reg::house("x", reg::GRID_B)).await, Err(StoreError::NotFound(_))));
+    // Roles with no business in the register get no desk at all.
+    for role in [Role::Volunteer, Role::Auditor, Role::Admin, Role::DepartmentHandler, Role::ApiClient] {
+        let p = reg::who(9, role, "430503");
+        assert!(db.scoped(&p, reg::actor(&p)).register().is_none(), "{role}");
+    }
+}
+
+async fn register_masks_and_unmasks_with_a_reason(d: Dialect) {
+    use domain::access::Role;
+    use store::register::Sensitive;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let w = reg::who(8, Role::GridLeader, reg::GRID_A);
+    let s = db.scoped(&w, reg::actor(&w));
+    let desk = s.register().expect("desk");
+    let id = reg::cid("19880808", 88);
+    let p = desk.create_person(reg::person(id.clone(), "孙丽", None, Some(reg::GRID_A))).await.expect("person");
+    // Every read shows the number and the phone masked.
+    let read = desk.person(p.id).await.expect("read");
+    let by_id = desk.person_by_citizen_id(&format!(" {} ", id.expose().to_lowercase())).await.expect("lookup");
+    let listed = desk.persons(&reg::all()).await.expect("list");
+    for v in [&read, &by_id, &listed[0]] {
+        assert_eq!(v.citizen_id_masked, id.masked());
+        assert!(v.citizen_id_masked.contains("****") && v.citizen_id_masked != id.expose());
+        assert_eq!(v.phone_masked.as_deref(), Some("138****5678"));
+    }
+    // Reads of persons are audited.
+    let reads = db.audit_rows_for_tests(&AuditQueryExt::action("person.read")).await.expect("audit");
+    assert!(reads.iter().any(|r| r.entry.object_id == p.id.to_string() && r.entry.outcome == "ok"));
+    // Unmasking needs a reason, and leaves a row with it.
+    assert!(matches!(desk.unmask_person(p.id, Sensitive::CitizenId, " ").await, Err(StoreError::Invalid { code: "reason_required", .. })));
+    assert_eq!(desk.unmask_person(p.id, Sensitive::CitizenId, "核对低保申请").await.expect("unmask").as_deref(), Some(id.expose()));
+    assert_eq!(desk.unmask_person(p.id, Sensitive::Phone, "上门走访联系").await.expect("unmask").as_deref(), Some("13812345678"));
+    let rows = db.audit_rows_for_tests(&AuditQueryExt::action("read_sensitive")).await.expect("audit");
+    let mut got: Vec<_> = rows.iter().filter(|r| r.entry.outcome == "ok").map(|r| (r.entry.object_type.as_str(), r.entry.detail.as_str())).collect();
+    got.sort_unstable();
+    assert_eq!(got, [("person.citizen_id", "核对低保申请"), ("person.phone", "上门走访联系")]);
+    // The full number appears nowhere in the trail.
+    let all = db.audit_rows_for_tests(&store::audit::AuditQuery { limit: 1000, ..Default::default() }).await.expect("audit");
+    assert!(all.iter().all(|r| !r.entry.detail.contains(id.expose()) && !r.entry.object_id.contains(id.expose())));
+    assert!(matches!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { .. }), "the chain holds");
 }
