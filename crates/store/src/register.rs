@@ -924,7 +924,7 @@ impl RegisterDesk<'_> {
         hist.diff(tx, "house", id, "area_m2", None, fmt_f64(h.area_m2).as_deref()).await?;
         hist.row(tx, "house", id, "house_use", None, Some(h.house_use.as_str())).await?;
         self.audit_ok(tx, "house.create", "house", id, h.area.as_str()).await?;
-        Ok(self.house_in(tx, id).await?)
+        self.house_in(tx, id).await
     }
 
     /// Change a house at the version read. Its grid may change only within scope; the
@@ -994,7 +994,7 @@ impl RegisterDesk<'_> {
             }
         }
         self.audit_ok(tx, "house.update", "house", id, "").await?;
-        Ok(self.house_in(tx, id).await?)
+        self.house_in(tx, id).await
     }
 
     /// One house in scope.
