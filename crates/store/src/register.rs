@@ -534,7 +534,7 @@ impl RegisterDesk<'_> {
         }
     }
 
-    /// A grid (basic or dedicated) that exists and lies in scope.
+    /// A basic grid that exists and lies in scope.
     async fn grid_in(&self, tx: &mut Tx, area: &AreaCode) -> Result<(), Fail> {
         let level: Option<String> = sqlx::query("SELECT level FROM areas WHERE code = $1")
             .bind(area.as_str())
@@ -544,7 +544,9 @@ impl RegisterDesk<'_> {
             .transpose()?;
         match level {
             None => Err(invalid("unknown_area", format!("area {area} does not exist"))),
-            Some(l) if l != "grid" && l != "dedicated" => Err(invalid("not_a_grid", format!("area {area} is not a grid"))),
+            // Houses lie in basic grids, which tile the district (a point lies in exactly one);
+            // dedicated grids overlap them, and a record there would leave its basic grid's view.
+            Some(l) if l != "grid" => Err(invalid("not_a_grid", format!("area {area} is not a basic grid"))),
             Some(_) if !self.s.in_scope(area) => {
                 Err(invalid("area_out_of_scope", format!("area {area} is outside your area {}", self.s.who.area)))
             }
@@ -1294,6 +1296,23 @@ impl RegisterDesk<'_> {
             Err(Fail::Store(e)) => Err(e),
             Err(Fail::Deny(t, i)) => Err(self.s.deny("household.read", t, &i).await),
         }
+    }
+
+    /// Households in scope (with their members), a page at a time; audited with the count.
+    pub async fn households(&self, f: &RegisterFilter) -> Result<Vec<HouseholdView>, StoreError> {
+        let ids: Vec<i64> = self.list("households", "id", f).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let mut conn = self.db().pool.begin().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.household_in(&mut conn, id).await {
+                Ok(v) => out.push(v),
+                Err(Fail::Store(e)) => return Err(e),
+                Err(Fail::Deny(..)) => {} // moved out of scope since the list was read
+            }
+        }
+        drop(conn);
+        self.audit_read("household.list", "household", "", &format!("{} rows", out.len())).await?;
+        Ok(out)
     }
 
     // ---- organisations ----
