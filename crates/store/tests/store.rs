@@ -549,7 +549,7 @@ async fn register_household_with_members(d: Dialect) {
     assert_eq!(got, [(father.id, "张建国", Relation::Head), (mother.id, "李秀英", Relation::Spouse), (child.id, "张伟", Relation::Son)]);
     assert_eq!((hh.area.as_str(), hh.house_id), (reg::GRID_A, Some(h.id)));
     assert_eq!(desk.household(hh.id).await.expect("read"), hh);
-    assert_eq!(desk.households(&reg::all()).await.expect("list"), [hh.clone()]);
+    assert_eq!(desk.households(&reg::all()).await.expect("list"), std::slice::from_ref(&hh));
     let b = reg::who(2, Role::GridWorker, reg::GRID_B);
     let bs = db.scoped(&b, reg::actor(&b));
     assert!(bs.register().expect("desk").households(&reg::all()).await.expect("list").is_empty(), "grid B sees no household of grid A");
