@@ -1357,6 +1357,8 @@ impl RegisterDesk<'_> {
             let h = self.history("organisation.create");
             let new = self.org_in(&mut tx, id).await?.0;
             self.org_history(&mut tx, &h, id, None, &new).await?;
+            // Phones go into the history masked.
+            h.diff(&mut tx, "organisation", id, "phone", None, new.phone_masked.as_deref()).await?;
             self.audit_ok(&mut tx, "organisation.create", "organisation", id, &area).await?;
             Ok(new)
         }
@@ -1368,7 +1370,7 @@ impl RegisterDesk<'_> {
     pub async fn update_organisation(&self, id: i64, version: i64, o: OrganisationInput) -> Result<OrganisationView, StoreError> {
         let mut tx = self.begin("organisation.update", "organisation", &id.to_string()).await?;
         let r = async {
-            let (cur, _) = self.org_in(&mut tx, id).await?;
+            let (cur, cur_phone) = self.org_in(&mut tx, id).await?;
             if cur.version != version {
                 return Err(stale("organisation", id, cur.version));
             }
@@ -1389,8 +1391,12 @@ impl RegisterDesk<'_> {
             .execute(&mut *tx)
             .await?;
             let h = self.history("organisation.update");
-            let new = self.org_in(&mut tx, id).await?.0;
+            let (new, new_phone) = self.org_in(&mut tx, id).await?;
             self.org_history(&mut tx, &h, id, Some(&cur), &new).await?;
+            // Compared in full, written masked: a row even when the two masks look alike.
+            if cur_phone != new_phone {
+                h.row(&mut tx, "organisation", id, "phone", cur.phone_masked.as_deref(), new.phone_masked.as_deref()).await?;
+            }
             self.audit_ok(&mut tx, "organisation.update", "organisation", id, "").await?;
             Ok(new)
         }
@@ -1407,8 +1413,6 @@ impl RegisterDesk<'_> {
         h.diff(tx, e, id, "house_id", old.and_then(house).as_deref(), house(new).as_deref()).await?;
         h.diff(tx, e, id, "area_code", old.map(|o| o.area.as_str()), Some(&new.area)).await?;
         h.diff(tx, e, id, "legal_rep", old.and_then(|o| o.legal_rep.as_deref()), new.legal_rep.as_deref()).await?;
-        // Masked: a changed number shows as a changed mask (the last digits differ).
-        h.diff(tx, e, id, "phone", old.and_then(|o| o.phone_masked.as_deref()), new.phone_masked.as_deref()).await?;
         Ok(())
     }
 

@@ -26,6 +26,7 @@ store::on_both_backends!(
     register_move_is_one_operation_with_both_sides_in_history,
     register_is_scoped_by_grid_and_role,
     register_masks_and_unmasks_with_a_reason,
+    register_organisations_and_links,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -823,4 +824,83 @@ async fn register_masks_and_unmasks_with_a_reason(d: Dialect) {
     let all = db.audit_rows_for_tests(&store::audit::AuditQuery { limit: 1000, ..Default::default() }).await.expect("audit");
     assert!(all.iter().all(|r| !r.entry.detail.contains(id.expose()) && !r.entry.object_id.contains(id.expose())));
     assert!(matches!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { .. }), "the chain holds");
+}
+
+async fn register_organisations_and_links(d: Dialect) {
+    use domain::access::Role;
+    use domain::register::CreditCode;
+    use domain::register::credit_code::credit_check_character;
+    use store::register::{OrganisationInput, Tenure};
+    let code_of = |body: &str| {
+        let check = credit_check_character(body).expect("body");
+        CreditCode::parse(&format!("{body}{check}")).expect("valid").value
+    };
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let w = reg::who(10, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&w, reg::actor(&w));
+    let desk = s.register().expect("desk");
+    let shop = desk.create_house(HouseInputExt::shop("红旗路 20 号门面")).await.expect("house");
+    let org = |name: &str, code: &CreditCode| OrganisationInput {
+        name: name.into(),
+        credit_code: code.clone(),
+        address: Some("红旗路 20 号".into()),
+        house_id: Some(shop.id),
+        area: None,
+        legal_rep: Some("张建国".into()),
+        phone: Some(domain::Phone::parse("13900001111").expect("phone")),
+    };
+    let code = code_of("91430503MA4L00001");
+    let o = desk.create_organisation(org("大祥区红旗便利店", &code)).await.expect("organisation");
+    assert_eq!((o.area.as_str(), o.house_id, o.phone_masked.as_deref()), (reg::GRID_A, Some(shop.id), Some("139****1111")));
+    // The same credit code again is a conflict, and nothing is stored.
+    let seq0 = db.last_change_seq().await.expect("seq");
+    match desk.create_organisation(org("另一家", &code)).await {
+        Err(StoreError::Conflict { code: "duplicate_credit_code", .. }) => {}
+        other => panic!("expected duplicate_credit_code, got {other:?}"),
+    }
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq0);
+    assert_eq!(desk.organisations(&reg::all()).await.expect("list").len(), 1);
+    // Stale versions are refused; a phone change is in the history, masked.
+    let mut edit = org("大祥区红旗便利店（新）", &code);
+    edit.phone = Some(domain::Phone::parse("13900002111").expect("phone"));
+    let o2 = desk.update_organisation(o.id, o.version, edit.clone()).await.expect("update");
+    assert!(matches!(desk.update_organisation(o.id, o.version, edit).await, Err(StoreError::Conflict { code: "stale_version", .. })));
+    let hist = desk.history_of("organisation", o.id).await.expect("history");
+    let phone = hist.iter().find(|r| r.action == "organisation.update" && r.field == "phone").expect("phone row");
+    assert_eq!((phone.old_value.as_deref(), phone.new_value.as_deref()), (Some("139****1111"), Some("139****2111")));
+    assert_eq!(desk.organisation(o.id).await.expect("read"), o2);
+    // Links: an organisation uses a second house; a person owns and rents; unlinking ends them.
+    let store_room = desk.create_house(HouseInputExt::shop("红旗路 22 号仓库")).await.expect("house");
+    desk.link_organisation_house(o.id, store_room.id).await.expect("link");
+    assert!(matches!(desk.link_organisation_house(o.id, store_room.id).await, Err(StoreError::Conflict { code: "already_linked", .. })));
+    desk.unlink_organisation_house(o.id, store_room.id).await.expect("unlink");
+    assert!(matches!(desk.unlink_organisation_house(o.id, store_room.id).await, Err(StoreError::NotFound(_))));
+    let h = desk.history_of("house", store_room.id).await.expect("history");
+    let sides: Vec<_> = h.iter().filter(|r| r.field == "organisation").map(|r| (r.old_value.clone(), r.new_value.clone())).collect();
+    assert_eq!(sides, [(None, Some(o.id.to_string())), (Some(o.id.to_string()), None)]);
+    let p = desk.create_person(reg::person(reg::cid("19700101", 11), "张建国", None, Some(reg::GRID_A))).await.expect("person");
+    desk.link_person_house(p.id, shop.id, Tenure::Owns).await.expect("owns");
+    desk.link_person_house(p.id, store_room.id, Tenure::Rents).await.expect("rents");
+    desk.unlink_person_house(p.id, shop.id, Tenure::Owns).await.expect("unlink");
+    assert_eq!(desk.person_houses(p.id).await.expect("links"), [(store_room.id, Tenure::Rents)]);
+    // Grid B sees none of it.
+    let b = reg::who(11, Role::GridWorker, reg::GRID_B);
+    let bs = db.scoped(&b, reg::actor(&b));
+    let bdesk = bs.register().expect("desk");
+    assert!(bdesk.organisations(&reg::all()).await.expect("list").is_empty());
+    assert!(matches!(bdesk.organisation(o.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(bdesk.link_person_house(p.id, store_room.id, Tenure::Lives).await, Err(StoreError::NotFound(_))));
+}
+
+struct HouseInputExt;
+impl HouseInputExt {
+    fn shop(address: &str) -> store::register::HouseInput {
+        store::register::HouseInput {
+            address: address.into(),
+            area: AreaCode::parse(reg::GRID_A).expect("grid"),
+            point: None,
+            area_m2: Some(35.5),
+            house_use: store::register::HouseUse::Shop,
+        }
+    }
 }
