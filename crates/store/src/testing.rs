@@ -163,3 +163,13 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// Try to rewrite and to delete the register's history, as someone with database access
+    /// might; answers how many rows each changed (the triggers should refuse both).
+    pub async fn try_rewrite_register_history_for_tests(&self) -> (Result<u64, crate::StoreError>, Result<u64, crate::StoreError>) {
+        let update = sqlx::query("UPDATE register_history SET new_value = 'rewritten'").execute(&self.pool).await;
+        let delete = sqlx::query("DELETE FROM register_history").execute(&self.pool).await;
+        (update.map(|r| r.rows_affected()).map_err(Into::into), delete.map(|r| r.rows_affected()).map_err(Into::into))
+    }
+}

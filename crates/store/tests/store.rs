@@ -676,6 +676,10 @@ async fn register_refuses_a_stale_version(d: Dialect) {
     assert_eq!((created.at, created.old_value.as_deref()), (reg::T0, None));
     assert!(created.new_value.as_deref().is_some_and(|v| v.contains("****") && !v.contains("19850512")), "{created:?}");
     assert!(hist.iter().all(|r| r.new_value.as_deref() != Some("13812345678") && r.old_value.as_deref() != Some("13812345678")));
+    // Nobody rewrites the history, not even with database access.
+    let (update, delete) = db.try_rewrite_register_history_for_tests().await;
+    assert!(update.is_err() && delete.is_err(), "{update:?} {delete:?}");
+    assert_eq!(desk.history_of("person", v1.id).await.expect("history"), hist);
 }
 
 async fn register_move_is_one_operation_with_both_sides_in_history(d: Dialect) {

@@ -112,3 +112,13 @@ CREATE TABLE register_history (
     new_value    TEXT
 );
 CREATE INDEX register_history_entity ON register_history (entity, entity_id, id);
+-- The history is a record: rows are added, never changed or removed.
+CREATE FUNCTION register_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'register_history is append-only';
+END;
+$$;
+CREATE TRIGGER register_history_no_change BEFORE UPDATE OR DELETE ON register_history
+    FOR EACH ROW EXECUTE FUNCTION register_history_append_only();
+CREATE TRIGGER register_history_no_truncate BEFORE TRUNCATE ON register_history
+    FOR EACH STATEMENT EXECUTE FUNCTION register_history_append_only();

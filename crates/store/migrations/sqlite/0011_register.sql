@@ -112,3 +112,12 @@ CREATE TABLE register_history (
     new_value    TEXT
 );
 CREATE INDEX register_history_entity ON register_history (entity, entity_id, id);
+-- The history is a record: rows are added, never changed or removed.
+CREATE TRIGGER register_history_no_update BEFORE UPDATE ON register_history
+BEGIN
+    SELECT RAISE(ABORT, 'register_history is append-only');
+END;
+CREATE TRIGGER register_history_no_delete BEFORE DELETE ON register_history
+BEGIN
+    SELECT RAISE(ABORT, 'register_history is append-only');
+END;
