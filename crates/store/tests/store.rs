@@ -662,11 +662,24 @@ async fn register_refuses_a_stale_version(d: Dialect) {
     // Houses are versioned the same way.
     let h2 = desk.update_house(h.id, h.version, reg::house("人民路 8 号附 1", reg::GRID_A)).await.expect("house update");
     assert!(matches!(desk.update_house(h.id, h.version, reg::house("y", reg::GRID_A)).await, Err(StoreError::Conflict { code: "stale_version", .. })));
+    // Two editors at once, both at version 2: exactly one wins.
+    let (x, y) = tokio::join!(
+        desk.update_person(v1.id, 2, reg::edit(reg::cid("19850512", 41), "甲")),
+        desk.update_person(v1.id, 2, reg::edit(reg::cid("19850512", 41), "乙"))
+    );
+    let winner = match (&x, &y) {
+        (Ok(w), Err(StoreError::Conflict { code: "stale_version", .. })) | (Err(StoreError::Conflict { code: "stale_version", .. }), Ok(w)) => w.clone(),
+        other => panic!("expected one winner, got {other:?}"),
+    };
+    assert_eq!(winner.version, 3);
+    let v2 = desk.update_person(v1.id, 3, reg::edit(reg::cid("19850512", 41), "陈晶")).await.expect("back");
+    assert_eq!(v2.version, 4);
     assert_eq!(desk.house(h.id).await.expect("read"), h2);
 
     // The history carries who, when, the old and the new values; the phone only masked.
     let hist = desk.history_of("person", v1.id).await.expect("history");
     let name = hist.iter().find(|r| r.field == "name" && r.action == "person.update").expect("name row");
+    assert_eq!(hist.iter().filter(|r| r.field == "name" && r.action == "person.update").count(), 3, "the loser wrote nothing");
     assert_eq!((name.old_value.as_deref(), name.new_value.as_deref()), (Some("陈静"), Some("陈晶")));
     assert_eq!((name.actor_kind.as_str(), name.actor_id, name.actor_name.as_str(), name.operation_id.as_str()), ("token", Some(7), "u7", "op-7"));
     assert_eq!(name.at, reg::T0 + 60_000);
