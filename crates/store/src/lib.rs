@@ -10,6 +10,7 @@ pub mod areas;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;
+pub mod collection;
 pub mod changes;
 pub mod db;
 pub mod history;

@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_register.sql"),
         postgres: include_str!("../migrations/postgres/0011_register.sql"),
     },
+    Migration {
+        version: 12,
+        name: "collection",
+        sqlite: include_str!("../migrations/sqlite/0012_collection.sql"),
+        postgres: include_str!("../migrations/postgres/0012_collection.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

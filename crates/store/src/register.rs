@@ -38,6 +38,9 @@ use crate::db::Db;
 use crate::scoped::Scoped;
 use crate::StoreError;
 
+mod lists;
+pub use lists::{PersonListRow, RegisterQuery};
+
 type Tx = Transaction<'static, Any>;
 
 /// The longest page a list returns.

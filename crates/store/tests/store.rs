@@ -27,6 +27,9 @@ store::on_both_backends!(
     register_is_scoped_by_grid_and_role,
     register_masks_and_unmasks_with_a_reason,
     register_organisations_and_links,
+    collection_progress_follows_visits_and_people,
+    collection_is_scoped_and_refuses_bad_input,
+    register_lists_filter_by_name_and_address_and_page,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -920,4 +923,159 @@ impl HouseInputExt {
             house_use: store::register::HouseUse::Shop,
         }
     }
+}
+
+// ---- door-to-door collection (issue 5 point 2) ----
+
+fn task(grid: &str, title: &str) -> store::collection::NewTask {
+    use domain::calendar::Day;
+    // The fake clock starts on 2026-01-01 (Shanghai).
+    store::collection::NewTask { grid: code(grid), title: title.into(), start: Day::from_ymd(2026, 1, 1).expect("day"), end: Day::from_ymd(2026, 1, 31).expect("day") }
+}
+
+async fn collection_progress_follows_visits_and_people(d: Dialect) {
+    use domain::access::Role;
+    use store::collection::Outcome;
+    let Some((db, clock)) = reg::store(d).await else { return };
+    let p = reg::who(1, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&p, reg::actor(&p));
+    let desk = s.register().expect("desk");
+    let collect = s.collection().expect("a grid worker collects");
+    let h1 = desk.create_house(reg::house("红旗路 1 号", reg::GRID_A)).await.expect("house");
+    let h2 = desk.create_house(reg::house("红旗路 2 号", reg::GRID_A)).await.expect("house");
+    let h3 = desk.create_house(reg::house("红旗路 3 号", reg::GRID_A)).await.expect("house");
+    let t = collect.create_task(task(reg::GRID_A, "一月入户采集")).await.expect("task");
+    assert_eq!((t.houses_total, t.houses_visited, t.people_recorded, t.percent(), t.state.as_str()), (3, 0, 0, 0, "open"));
+    clock.advance(3_600_000);
+    // Nobody home, then recorded: one house visited, two visits.
+    collect.record_visit(t.id, h1.id, Outcome::NobodyHome, "").await.expect("visit");
+    let v = collect.record_visit(t.id, h1.id, Outcome::Recorded, "户主在家").await.expect("visit");
+    assert_eq!((v.outcome, v.note.as_deref(), v.actor_name.as_str()), (Outcome::Recorded, Some("户主在家"), "u1"));
+    desk.create_person(reg::person(reg::cid("19800101", 11), "张三", Some(h1.id), None)).await.expect("person");
+    let now = collect.task(t.id).await.expect("task");
+    assert_eq!((now.houses_visited, now.visits, now.people_recorded, now.percent()), (1, 2, 1, 33));
+    collect.record_visit(t.id, h2.id, Outcome::Vacant, "").await.expect("visit");
+    assert_eq!(collect.task(t.id).await.expect("task").percent(), 66);
+    // The latest visit per house; the house's history shows the visits.
+    let last = collect.last_visits(t.id).await.expect("visits");
+    assert_eq!((last[&h1.id].outcome, last[&h2.id].outcome, last.get(&h3.id)), (Outcome::Recorded, Outcome::Vacant, None));
+    let hist = desk.history_of("house", h1.id).await.expect("history");
+    let visits: Vec<_> = hist.iter().filter(|r| r.field == "visit").map(|r| r.new_value.clone().unwrap_or_default()).collect();
+    assert_eq!(visits, ["nobody_home", "recorded (户主在家)"]);
+    // A person changed after the period is not counted in it.
+    clock.advance(40 * 86_400_000);
+    desk.create_person(reg::person(reg::cid("19810101", 22), "李四", Some(h2.id), None)).await.expect("person");
+    assert_eq!(collect.task(t.id).await.expect("task").people_recorded, 1);
+    // Closing stops visits; a second close at the old version is stale.
+    let closed = collect.close_task(t.id, t.version).await.expect("close");
+    assert_eq!(closed.state, "closed");
+    match collect.record_visit(t.id, h3.id, Outcome::Recorded, "").await {
+        Err(StoreError::Conflict { code: "task_closed", .. }) => {}
+        other => panic!("expected task_closed, got {other:?}"),
+    }
+    match collect.close_task(t.id, t.version).await {
+        Err(StoreError::Conflict { code: "stale_version", .. }) => {}
+        other => panic!("expected stale_version, got {other:?}"),
+    }
+    assert_eq!(collect.task(t.id).await.expect("task").visits, 3);
+    // The list: open only leaves it out.
+    assert!(collect.tasks(None, true).await.expect("tasks").is_empty());
+    assert_eq!(collect.tasks(None, false).await.expect("tasks").len(), 1);
+}
+
+async fn collection_is_scoped_and_refuses_bad_input(d: Dialect) {
+    use domain::access::Role;
+    use store::collection::Outcome;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let c = reg::who(1, Role::CommunityStaff, reg::COMMUNITY);
+    let cs = db.scoped(&c, reg::actor(&c));
+    let ha = cs.register().expect("desk").create_house(reg::house("红旗路 1 号", reg::GRID_A)).await.expect("house");
+    let hb = cs.register().expect("desk").create_house(reg::house("人民路 9 号", reg::GRID_B)).await.expect("house");
+    let collect = cs.collection().expect("community staff collect");
+    let ta = collect.create_task(task(reg::GRID_A, "A")).await.expect("task A");
+    let tb = collect.create_task(task(reg::GRID_B, "B")).await.expect("task B");
+    let seq0 = db.last_change_seq().await.expect("seq");
+    // Bad input: a community is not a grid, an empty title, a period ending before it starts,
+    // a house of another grid.
+    let mut backwards = task(reg::GRID_A, "倒序");
+    std::mem::swap(&mut backwards.start, &mut backwards.end);
+    for (t, want) in [(task(reg::COMMUNITY, "x"), "not_a_grid"), (task(reg::GRID_A, "  "), "field_required"), (backwards, "invalid_period")] {
+        match collect.create_task(t).await {
+            Err(StoreError::Invalid { code, .. }) => assert_eq!(code, want),
+            other => panic!("expected {want}, got {other:?}"),
+        }
+    }
+    match collect.record_visit(ta.id, hb.id, Outcome::Recorded, "").await {
+        Err(StoreError::Invalid { code: "house_in_other_grid", .. }) => {}
+        other => panic!("expected house_in_other_grid, got {other:?}"),
+    }
+    assert_eq!(db.last_change_seq().await.expect("seq"), seq0, "nothing refused is logged");
+    assert_eq!(collect.tasks(None, false).await.expect("tasks").len(), 2);
+
+    // A grid worker of A: B's task and house are not found, and each attempt is audited.
+    let w = reg::who(2, Role::GridWorker, reg::GRID_A);
+    let ws = db.scoped(&w, reg::actor(&w));
+    let wc = ws.collection().expect("desk");
+    assert_eq!(wc.tasks(None, false).await.expect("tasks").iter().map(|t| t.id).collect::<Vec<_>>(), [ta.id]);
+    assert!(matches!(wc.task(tb.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(wc.record_visit(tb.id, hb.id, Outcome::Recorded, "").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(wc.record_visit(ta.id, hb.id, Outcome::Recorded, "").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(wc.house_visits(hb.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(wc.create_task(task(reg::GRID_B, "越界")).await, Err(StoreError::Invalid { code: "area_out_of_scope", .. })));
+    assert!(!reg::denied(&db, &tb.id.to_string()).await.is_empty());
+    assert!(!reg::denied(&db, &hb.id.to_string()).await.is_empty());
+    // The command centre reads and may not write; a volunteer gets no desk.
+    let op = reg::who(3, Role::Operator, "430503");
+    let os = db.scoped(&op, reg::actor(&op));
+    let oc = os.collection().expect("operators read");
+    assert!(!oc.may_write());
+    assert_eq!(oc.task(ta.id).await.expect("read").id, ta.id);
+    assert!(matches!(oc.record_visit(ta.id, ha.id, Outcome::Recorded, "").await, Err(StoreError::NotFound(_))));
+    assert_eq!(oc.task(ta.id).await.expect("read").visits, 0);
+    let v = reg::who(4, Role::Volunteer, reg::GRID_A);
+    assert!(db.scoped(&v, reg::actor(&v)).collection().is_none());
+}
+
+async fn register_lists_filter_by_name_and_address_and_page(d: Dialect) {
+    use domain::access::Role;
+    use store::register::RegisterQuery;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let c = reg::who(1, Role::CommunityStaff, reg::COMMUNITY);
+    let cs = db.scoped(&c, reg::actor(&c));
+    let desk = cs.register().expect("desk");
+    let ha = desk.create_house(reg::house("红旗路 12 号", reg::GRID_A)).await.expect("house");
+    let hb = desk.create_house(reg::house("人民路 100% 号", reg::GRID_B)).await.expect("house");
+    let mut ids = Vec::new();
+    for (i, (name, h)) in [("张伟", ha.id), ("张伟强", ha.id), ("李娜", hb.id), ("王张", hb.id)].into_iter().enumerate() {
+        ids.push(desk.create_person(reg::person(reg::cid("19900101", 10 + i as u32), name, Some(h), None)).await.expect("person").id);
+    }
+    let q = |name: &str, address: &str| RegisterQuery { name: name.into(), address: address.into(), ..Default::default() };
+    let names = |v: Vec<store::register::PersonListRow>| v.into_iter().map(|r| r.person.name).collect::<Vec<_>>();
+    assert_eq!(names(desk.find_persons(&q("张", "")).await.expect("list")), ["张伟", "张伟强", "王张"]);
+    assert_eq!(names(desk.find_persons(&q("张", "红旗")).await.expect("list")), ["张伟", "张伟强"]);
+    // Wildcards are taken literally.
+    assert_eq!(names(desk.find_persons(&q("", "100%")).await.expect("list")), ["李娜", "王张"]);
+    assert!(desk.find_persons(&q("%", "")).await.expect("list").is_empty());
+    // The list shows masked values and the address.
+    let first = desk.find_persons(&q("张伟", "")).await.expect("list").remove(0);
+    assert_eq!((first.address.as_deref(), first.person.phone_masked.as_deref()), (Some("红旗路 12 号"), Some("138****5678")));
+    assert!(first.person.citizen_id_masked.contains("****"));
+    // Area and paging.
+    let in_b = RegisterQuery { area: Some(code(reg::GRID_B)), ..Default::default() };
+    assert_eq!(names(desk.find_persons(&in_b).await.expect("list")), ["李娜", "王张"]);
+    let page = RegisterQuery { limit: 2, ..Default::default() };
+    assert_eq!(names(desk.find_persons(&page).await.expect("list")), ["张伟", "张伟强"]);
+    let next = RegisterQuery { limit: 2, after: Some(ids[1]), ..Default::default() };
+    assert_eq!(names(desk.find_persons(&next).await.expect("list")), ["李娜", "王张"]);
+    assert_eq!(desk.find_houses(&q("", "人民")).await.expect("houses").iter().map(|h| h.id).collect::<Vec<_>>(), [hb.id]);
+    // A house's people, by link.
+    let people = desk.house_people(ha.id).await.expect("people");
+    assert_eq!(people.iter().map(|(p, t)| (p.name.as_str(), t.as_str())).collect::<Vec<_>>(), [("张伟", "lives"), ("张伟强", "lives")]);
+    // A grid worker of A: B's rows never show, B as an area is denied.
+    let w = reg::who(2, Role::GridWorker, reg::GRID_A);
+    let ws = db.scoped(&w, reg::actor(&w));
+    let wd = ws.register().expect("desk");
+    assert_eq!(names(wd.find_persons(&q("", "")).await.expect("list")), ["张伟", "张伟强"]);
+    assert!(matches!(wd.find_persons(&in_b).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(wd.house_people(hb.id).await, Err(StoreError::NotFound(_))));
 }
