@@ -24,6 +24,8 @@ pub mod ui_inbox;
 pub mod ui_incidents;
 pub mod ui_mobile;
 pub mod ui_public;
+pub mod ui_register;
+pub mod ui_collect;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

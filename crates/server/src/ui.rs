@@ -34,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::ui_incidents::routes())
         .merge(crate::ui_inbox::routes())
         .merge(crate::ui_mobile::routes())
+        .merge(crate::ui_register::routes())
+        .merge(crate::ui_collect::routes())
 }
 
 /// What every page needs: language, operation id, the current path.
@@ -124,6 +126,20 @@ impl Chrome {
     /// Takes hotline calls and camera sightings (the intake form).
     pub fn takes_intake(&self) -> bool {
         self.user.as_ref().is_some_and(|u| matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead))
+    }
+    /// Reads the register (登记): grid staff, community and street staff, the command centre.
+    pub fn reads_register(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| {
+            store::register::register_writes(u.role) || matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead)
+        })
+    }
+    /// Collects and corrects the register.
+    pub fn writes_register(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| store::register::register_writes(u.role))
+    }
+    /// The class of a register sub-page's tab.
+    pub fn sub_class(&self, item: &str) -> &'static str {
+        if self.path.starts_with(&format!("/register/{item}")) { "facet active" } else { "facet" }
     }
     /// A word whose key is a prefix and a value, e.g. `warning.` and `red`.
     pub fn tk(&self, prefix: &str, value: &str) -> &'static str {

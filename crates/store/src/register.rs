@@ -39,7 +39,7 @@ use crate::scoped::Scoped;
 use crate::StoreError;
 
 mod lists;
-pub use lists::{PersonListRow, RegisterQuery};
+pub use lists::{PersonFormEdit, PersonListRow, RegisterQuery};
 
 type Tx = Transaction<'static, Any>;
 

@@ -5,6 +5,7 @@ mod access;
 mod areas;
 mod incidents;
 mod open311;
+mod register_screens;
 mod screens;
 mod kpis;
 
