@@ -341,6 +341,7 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
     let accounts = users::demo_accounts(db, &district).await?;
     let history = load_history(db, &district, opts).await?;
     let live = users::demo_worklist(db, &district).await?;
+    println!("{}", store::collection::seed_demo(db, "gridworker").await?);
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
         "demo district {} {} (scale {}, seed {}): {} streets and townships, {} communities and villages, {} basic grids, {} dedicated grids, {} team members; {} areas stored in {:.1} s (generated in {:.1} s)",

@@ -498,6 +498,54 @@ pub struct SeedReport {
     pub people_made: i64,
 }
 
+impl std::fmt::Display for SeedReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "door-to-door collection: {} open tasks (one per basic grid), {} visits recorded; {} houses and {} people added in the grid worker's grid",
+            self.tasks, self.visits, self.houses_made, self.people_made
+        )
+    }
+}
+
+/// The bulk part of [`seed_demo`]: an open task this month for every basic grid, and a
+/// visit to every third house of each grid. Returns (tasks, visits).
+pub async fn seed_round(db: &Db) -> Result<(i64, i64), StoreError> {
+    let today = Day::of_instant(db.now_ms());
+    let (y, m, _) = today.ymd();
+    let start = Day::from_ymd(y, m, 1).unwrap_or(today);
+    let end = Day(start.0 + 60);
+    let mut tx = db.write_tx().await?;
+    let now = db.now_ms();
+    let title = format!("{y}年{m}月入户采集");
+    let tasks = sqlx::query(
+        "INSERT INTO collection_tasks (area_code, title, period_start, period_end, created_by_id, created_by, state, created_at, updated_at, version) \
+         SELECT code, $1, $2, $3, NULL, 'demo', 'open', $4, $4, 1 FROM areas WHERE level = 'grid' ORDER BY code",
+    )
+    .bind(&title)
+    .bind(start.0)
+    .bind(end.0)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as i64;
+    // Every third house, an outcome picked from its id; a few hours before now.
+    let visits = sqlx::query(
+        "INSERT INTO collection_visits (task_id, house_id, visited_at, actor_id, actor_name, outcome, note) \
+         SELECT t.id, h.id, $1 - (h.id % 48) * 3600000, NULL, 'demo', \
+                CASE h.id % 9 WHEN 0 THEN 'nobody_home' WHEN 3 THEN 'vacant' WHEN 6 THEN 'refused' ELSE 'recorded' END, NULL \
+         FROM houses h JOIN collection_tasks t ON t.area_code = h.area_code AND t.created_at = $1 AND t.title = $2 WHERE h.id % 3 = 1",
+    )
+    .bind(now)
+    .bind(&title)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as i64;
+    audit::append(db, &mut tx, Actor::cli("demo").entry("collection.seed", "collection_task", "*", "ok", &format!("{tasks} tasks, {visits} visits"))).await?;
+    tx.commit().await?;
+    Ok((tasks, visits))
+}
+
 /// The demo's collection round: an open task for every basic grid (this month), and a visit
 /// to about a third of each grid's houses, whatever houses the store holds (none
 /// included). Then a few houses and people in the grid of the demo account `worker`, made
@@ -518,42 +566,11 @@ pub async fn seed_demo(db: &Db, worker: &str) -> Result<SeedReport, StoreError> 
         credential: domain::access::Credential::Session("demo".into()),
         must_change_password: false,
     };
-    let today = Day::of_instant(db.now_ms());
-    let (y, m, _) = today.ymd();
-    let start = Day::from_ymd(y, m, 1).unwrap_or(today);
-    let end = Day(start.0 + 60);
-    let mut report = SeedReport::default();
-    let mut tx = db.write_tx().await?;
-    let now = db.now_ms();
-    let title = format!("{y}年{m}月入户采集");
-    report.tasks = sqlx::query(
-        "INSERT INTO collection_tasks (area_code, title, period_start, period_end, created_by_id, created_by, state, created_at, updated_at, version) \
-         SELECT code, $1, $2, $3, NULL, 'demo', 'open', $4, $4, 1 FROM areas WHERE level = 'grid' ORDER BY code",
-    )
-    .bind(&title)
-    .bind(start.0)
-    .bind(end.0)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
-    // Every third house, an outcome picked from its id; a few hours before now.
-    report.visits = sqlx::query(
-        "INSERT INTO collection_visits (task_id, house_id, visited_at, actor_id, actor_name, outcome, note) \
-         SELECT t.id, h.id, $1 - (h.id % 48) * 3600000, NULL, 'demo', \
-                CASE h.id % 9 WHEN 0 THEN 'nobody_home' WHEN 3 THEN 'vacant' WHEN 6 THEN 'refused' ELSE 'recorded' END, NULL \
-         FROM houses h JOIN collection_tasks t ON t.area_code = h.area_code AND t.title = $2 WHERE h.id % 3 = 1",
-    )
-    .bind(now)
-    .bind(&title)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
-    audit::append(db, &mut tx, Actor::cli("demo").entry("collection.seed", "collection_task", "*", "ok", &format!("{} tasks, {} visits", report.tasks, report.visits))).await?;
-    tx.commit().await?;
+    let (tasks, visits) = seed_round(db).await?;
+    let mut report = SeedReport { tasks, visits, ..SeedReport::default() };
 
     // The demo worker's own grid: a few houses and people made through the register.
-    let s = db.scoped(&p, Actor::cli("demo"));
+    let s = db.scoped(&p, Actor::of(&p, "demo", "local"));
     let (Some(desk), Some(collect)) = (s.register(), s.collection()) else { return Ok(report) };
     let street = ["解放路", "红旗路", "人民路"];
     let names = [("张伟", "19780312", 1u32), ("李娜", "19820705", 2), ("王芳", "19550918", 4), ("刘洋", "20010122", 5)];

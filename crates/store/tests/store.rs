@@ -30,6 +30,7 @@ store::on_both_backends!(
     collection_progress_follows_visits_and_people,
     collection_is_scoped_and_refuses_bad_input,
     register_lists_filter_by_name_and_address_and_page,
+    collection_demo_seed_works_with_or_without_houses,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -1078,4 +1079,36 @@ async fn register_lists_filter_by_name_and_address_and_page(d: Dialect) {
     assert_eq!(names(wd.find_persons(&q("", "")).await.expect("list")), ["张伟", "张伟强"]);
     assert!(matches!(wd.find_persons(&in_b).await, Err(StoreError::NotFound(_))));
     assert!(matches!(wd.house_people(hb.id).await, Err(StoreError::NotFound(_))));
+}
+
+async fn collection_demo_seed_works_with_or_without_houses(d: Dialect) {
+    use domain::access::Role;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    // No account: nothing is made.
+    assert!(matches!(store::collection::seed_demo(&db, "gridworker").await, Err(StoreError::NotFound(_))));
+    let account = store::auth::NewAccount {
+        username: "gridworker".into(),
+        display_name: "网格员".into(),
+        role: Role::GridWorker,
+        area: code(reg::GRID_A),
+        department: None,
+        password: "grid-patrol-0425".into(),
+        temporary: false,
+    };
+    db.create_account(&store::audit::Actor::cli("test"), account).await.expect("account");
+    // Grid B already holds six houses; grid A none.
+    let c = reg::who(9, Role::CommunityStaff, reg::COMMUNITY);
+    let cs = db.scoped(&c, reg::actor(&c));
+    for i in 0..6 {
+        cs.register().expect("desk").create_house(reg::house(&format!("人民路 {i} 号"), reg::GRID_B)).await.expect("house");
+    }
+    let report = store::collection::seed_demo(&db, "gridworker").await.expect("seed");
+    // One task per basic grid; every third house of B visited, plus the worker's first house.
+    assert_eq!((report.tasks, report.houses_made, report.people_made), (2, 3, 4));
+    assert_eq!(report.visits, 2 + 1);
+    let tasks = cs.collection().expect("desk").tasks(None, true).await.expect("tasks");
+    let by_grid = |g: &str| tasks.iter().find(|t| t.area == g).cloned().expect("task");
+    let (a, b) = (by_grid(reg::GRID_A), by_grid(reg::GRID_B));
+    assert_eq!((a.houses_total, a.houses_visited, a.people_recorded), (3, 1, 4));
+    assert_eq!((b.houses_total, b.houses_visited, b.people_recorded), (6, 2, 0));
 }
