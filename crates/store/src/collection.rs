@@ -173,26 +173,35 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Fail {
     Fail::Store(StoreError::Invalid { code, message: message.into() })
 }
 
-/// A history row in `register_history`, stamped with the actor.
-async fn history(db: &Db, tx: &mut Tx, actor: &Actor, action: &str, entity: &str, id: i64, field: &str, old: Option<&str>, new: Option<&str>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO register_history (at, actor_kind, actor_id, actor_name, operation_id, action, entity, entity_id, field, old_value, new_value) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(db.now_ms())
-    .bind(&actor.kind)
-    .bind(actor.id)
-    .bind(&actor.name)
-    .bind(&actor.operation_id)
-    .bind(action)
-    .bind(entity)
-    .bind(id)
-    .bind(field)
-    .bind(old.map(str::to_string))
-    .bind(new.map(str::to_string))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The history rows of one write (in `register_history`), stamped with its actor and action.
+struct History<'a> {
+    db: &'a Db,
+    actor: &'a Actor,
+    action: &'a str,
+}
+
+impl History<'_> {
+    async fn row(&self, tx: &mut Tx, entity: &str, id: i64, field: &str, old: Option<&str>, new: Option<&str>) -> Result<(), StoreError> {
+        let (db, actor, action) = (self.db, self.actor, self.action);
+        sqlx::query(
+            "INSERT INTO register_history (at, actor_kind, actor_id, actor_name, operation_id, action, entity, entity_id, field, old_value, new_value) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(db.now_ms())
+        .bind(&actor.kind)
+        .bind(actor.id)
+        .bind(&actor.name)
+        .bind(&actor.operation_id)
+        .bind(action)
+        .bind(entity)
+        .bind(id)
+        .bind(field)
+        .bind(old.map(str::to_string))
+        .bind(new.map(str::to_string))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Collection tasks and visits within the caller's area subtree.
@@ -301,12 +310,13 @@ impl CollectionDesk<'_> {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-            let (db, a, act) = (self.db(), &self.s.actor, "collection.create");
-            history(db, &mut tx, a, act, "collection_task", id, "area_code", None, Some(t.grid.as_str())).await?;
-            history(db, &mut tx, a, act, "collection_task", id, "title", None, Some(title)).await?;
-            history(db, &mut tx, a, act, "collection_task", id, "period", None, Some(&format!("{} – {}", t.start, t.end))).await?;
+            let act = "collection.create";
+            let h = History { db: self.db(), actor: &self.s.actor, action: act };
+            h.row(&mut tx, "collection_task", id, "area_code", None, Some(t.grid.as_str())).await?;
+            h.row(&mut tx, "collection_task", id, "title", None, Some(title)).await?;
+            h.row(&mut tx, "collection_task", id, "period", None, Some(&format!("{} – {}", t.start, t.end))).await?;
             self.done(&mut tx, act, id, t.grid.as_str()).await?;
-            Ok(self.task_in(&mut tx, id).await?)
+            self.task_in(&mut tx, id).await
         }
         .await;
         let task = self.finish(tx, "collection.create", r).await?;
@@ -325,9 +335,10 @@ impl CollectionDesk<'_> {
                 return Err(Fail::Store(StoreError::Conflict { code: "task_closed", message: format!("task {id} is already closed") }));
             }
             sqlx::query("UPDATE collection_tasks SET state = 'closed', updated_at = $1, version = version + 1 WHERE id = $2").bind(self.db().now_ms()).bind(id).execute(&mut *tx).await?;
-            history(self.db(), &mut tx, &self.s.actor, "collection.close", "collection_task", id, "state", Some("open"), Some("closed")).await?;
+            let h = History { db: self.db(), actor: &self.s.actor, action: "collection.close" };
+            h.row(&mut tx, "collection_task", id, "state", Some("open"), Some("closed")).await?;
             self.done(&mut tx, "collection.close", id, "").await?;
-            Ok(self.task_in(&mut tx, id).await?)
+            self.task_in(&mut tx, id).await
         }
         .await;
         let task = self.finish(tx, "collection.close", r).await?;
@@ -370,7 +381,8 @@ impl CollectionDesk<'_> {
                 Some(n) => format!("{} ({n})", outcome.as_str()),
                 None => outcome.as_str().to_string(),
             };
-            history(self.db(), &mut tx, &self.s.actor, "collection.visit", "house", house, "visit", None, Some(&shown)).await?;
+            let h = History { db: self.db(), actor: &self.s.actor, action: "collection.visit" };
+            h.row(&mut tx, "house", house, "visit", None, Some(&shown)).await?;
             self.done(&mut tx, "collection.visit", task, &format!("house {house}: {}", outcome.as_str())).await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VISIT_COLUMNS} FROM collection_visits WHERE id = $1"))).bind(id).fetch_one(&mut *tx).await?;
             Ok(visit_row(&row)?)
