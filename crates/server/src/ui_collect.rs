@@ -44,8 +44,9 @@ pub fn routes() -> Router<AppState> {
         .route("/m/register/persons/{id}/move", get(move_form).post(move_out))
 }
 
-fn id_of(raw: &str, ctx: &Ctx) -> Result<i64, Response> {
-    raw.parse::<i64>().map_err(|_| crate::ui::not_found_page(&ctx.path))
+/// A path id, or None (answered as the 404 page).
+fn id_of(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok()
 }
 
 fn today(state: &AppState) -> Day {
@@ -132,7 +133,7 @@ async fn house_page(state: &AppState, me: &Caller, ctx: &Ctx, raw: &str, banner:
     let s = me.scoped(state);
     let desk = desk_of(&s, ctx, "house.read").await?;
     let collect = collection_of(&s, ctx, "collection.read").await?;
-    let id = id_of(raw, ctx)?;
+    let id = id_of(raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let h = desk.house(id).await.map_err(|e| fail(ctx, e))?;
     let people = desk.persons(&store::register::RegisterFilter { house_id: Some(id), limit: 500, ..Default::default() }).await.map_err(|e| fail(ctx, e))?;
     let grid = domain::AreaCode::parse(&h.area).ok();
@@ -187,7 +188,7 @@ struct VisitForm {
 }
 
 async fn visit(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<VisitForm>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let (Ok(task), Some(outcome)) = (f.task.parse::<i64>(), Outcome::parse(&f.outcome)) else {
         return house_page(&state, &me, &ctx, &raw, String::new(), ctx.lang.t("collect.pick_outcome").into(), String::new()).await;
     };
@@ -213,7 +214,7 @@ struct MoveInForm {
 
 /// Move someone in from elsewhere: found by their ID number within the caller's scope.
 async fn move_in(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<MoveInForm>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let r = {
         let s = me.scoped(&state);
         let desk = desk_of(&s, &ctx, "person.move").await?;
@@ -338,7 +339,7 @@ fn place_error(lang: Lang, err: &StoreError) -> FieldErrors {
     e
 }
 
-async fn person_form(me: &Caller, ctx: &Ctx, action: String, back: String, house: Option<HouseView>, current: Option<PersonView>, f: PersonFields, e: FieldErrors) -> Response {
+async fn person_form(me: &Caller, ctx: &Ctx, (action, back): (String, String), house: Option<HouseView>, current: Option<PersonView>, f: PersonFields, e: FieldErrors) -> Response {
     let title = if current.is_some() { ctx.lang.t("collect.edit_person") } else { ctx.lang.t("collect.add_person") };
     let status = if e.any() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let page = PersonForm { c: Chrome::for_user(ctx, me, "register", title), action, back, house, current, f, e };
@@ -346,24 +347,24 @@ async fn person_form(me: &Caller, ctx: &Ctx, action: String, back: String, house
 }
 
 async fn new_person(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "person.create").await?;
     let h = desk.house(id).await.map_err(|e| fail(&ctx, e))?;
     let f = PersonFields { ethnicity: "汉族".into(), ..PersonFields::default() };
-    Ok(person_form(&me, &ctx, format!("/m/register/houses/{id}/persons"), format!("/m/register/houses/{id}"), Some(h), None, f, FieldErrors::default()).await)
+    Ok(person_form(&me, &ctx, (format!("/m/register/houses/{id}/persons"), format!("/m/register/houses/{id}")), Some(h), None, f, FieldErrors::default()).await)
 }
 
 /// Add a person living in this house; on success, back to the house page (303).
 async fn create_person(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<PersonFields>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "person.create").await?;
     let h = desk.house(id).await.map_err(|e| fail(&ctx, e))?;
     let (action, back) = (format!("/m/register/houses/{id}/persons"), format!("/m/register/houses/{id}"));
     let parsed = match check(ctx.lang, &f, false, today(&state)) {
         Ok(p) => p,
-        Err(e) => return Ok(person_form(&me, &ctx, action, back, Some(h), None, f, e).await),
+        Err(e) => return Ok(person_form(&me, &ctx, (action.clone(), back.clone()), Some(h), None, f, e).await),
     };
     let Some(citizen_id) = parsed.citizen_id else { return Err(fail(&ctx, StoreError::Corrupt("checked ID number missing".into()))) };
     let new = NewPerson {
@@ -378,26 +379,26 @@ async fn create_person(State(state): State<AppState>, UiCaller(me): UiCaller, ct
         Ok(p) => Ok(Redirect::to(&format!("/m/register/houses/{id}?added={}", p.id)).into_response()),
         Err(e @ (StoreError::Invalid { .. } | StoreError::Conflict { .. })) => {
             let errors = place_error(ctx.lang, &e);
-            Ok(person_form(&me, &ctx, action, back, Some(h), None, f, errors).await)
+            Ok(person_form(&me, &ctx, (action.clone(), back.clone()), Some(h), None, f, errors).await)
         }
         Err(e) => Err(fail(&ctx, e)),
     }
 }
 
 async fn edit_person(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "person.update").await?;
     let p = desk.person(id).await.map_err(|e| fail(&ctx, e))?;
     let back = p.house_id.map(|h| format!("/m/register/houses/{h}")).unwrap_or_else(|| "/m/register".into());
     let f = PersonFields { name: p.name.clone(), ethnicity: p.ethnicity.clone().unwrap_or_default(), version: p.version.to_string(), ..PersonFields::default() };
-    Ok(person_form(&me, &ctx, format!("/m/register/persons/{id}"), back, None, Some(p), f, FieldErrors::default()).await)
+    Ok(person_form(&me, &ctx, (format!("/m/register/persons/{id}"), back), None, Some(p), f, FieldErrors::default()).await)
 }
 
 /// Save an edited person at the version the form was rendered with. An empty ID number or
 /// phone keeps the stored one (they are never shown in full here).
 async fn update_person(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<PersonFields>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "person.update").await?;
     let p = desk.person(id).await.map_err(|e| fail(&ctx, e))?;
@@ -405,11 +406,11 @@ async fn update_person(State(state): State<AppState>, UiCaller(me): UiCaller, ct
     let action = format!("/m/register/persons/{id}");
     let parsed = match check(ctx.lang, &f, true, today(&state)) {
         Ok(v) => v,
-        Err(e) => return Ok(person_form(&me, &ctx, action, back, None, Some(p), f, e).await),
+        Err(e) => return Ok(person_form(&me, &ctx, (action.clone(), back.clone()), None, Some(p), f, e).await),
     };
     let Ok(version) = f.version.parse::<i64>() else {
         let e = FieldErrors { form: ctx.lang.t("mobile.bad_form").into(), ..FieldErrors::default() };
-        return Ok(person_form(&me, &ctx, action, back, None, Some(p), f, e).await);
+        return Ok(person_form(&me, &ctx, (action.clone(), back.clone()), None, Some(p), f, e).await);
     };
     let phone = match (parsed.phone, f.phone_clear.is_empty()) {
         (Some(ph), _) => Some(Some(ph)),
@@ -421,7 +422,7 @@ async fn update_person(State(state): State<AppState>, UiCaller(me): UiCaller, ct
         Ok(_) => Ok(Redirect::to(&format!("{back}{}saved=1", if back.contains('?') { "&" } else { "?" })).into_response()),
         Err(e @ (StoreError::Invalid { .. } | StoreError::Conflict { .. })) => {
             let errors = place_error(ctx.lang, &e);
-            Ok(person_form(&me, &ctx, action, back, None, Some(p), f, errors).await)
+            Ok(person_form(&me, &ctx, (action.clone(), back.clone()), None, Some(p), f, errors).await)
         }
         Err(e) => Err(fail(&ctx, e)),
     }
@@ -441,7 +442,7 @@ struct MovePage {
 }
 
 async fn move_page(state: &AppState, me: &Caller, ctx: &Ctx, raw: &str, address: String, error: String) -> Result<Response, Response> {
-    let id = id_of(raw, ctx)?;
+    let id = id_of(raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let s = me.scoped(state);
     let desk = desk_of(&s, ctx, "person.move").await?;
     let p = desk.person(id).await.map_err(|e| fail(ctx, e))?;
@@ -478,7 +479,7 @@ struct MoveForm {
 /// Move a person out of their house into the chosen one: one operation in the store, which
 /// keeps the person's history and writes both houses' side of it.
 async fn move_out(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<MoveForm>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let (Ok(to), Ok(version)) = (f.to.parse::<i64>(), f.version.parse::<i64>()) else {
         return move_page(&state, &me, &ctx, &raw, f.address, ctx.lang.t("collect.pick_house").into()).await;
     };

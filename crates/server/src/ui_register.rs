@@ -105,8 +105,9 @@ pub async fn collection_of<'s>(s: &'s Scoped<'s>, ctx: &Ctx, action: &str) -> Re
     }
 }
 
-fn id_of(raw: &str, ctx: &Ctx) -> Result<i64, Response> {
-    raw.parse::<i64>().map_err(|_| crate::ui::not_found_page(&ctx.path))
+/// A path id, or None (answered as the 404 page).
+fn id_of(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok()
 }
 
 /// A time for the screens: Asia/Shanghai.
@@ -342,7 +343,7 @@ struct PersonPage {
 async fn person_view(state: &AppState, me: &Caller, ctx: &Ctx, raw: &str, revealed: Option<(String, String)>, unmask_error: String, reason: String) -> Result<Response, Response> {
     let s = me.scoped(state);
     let desk = desk_of(&s, ctx, "person.read").await?;
-    let id = id_of(raw, ctx)?;
+    let id = id_of(raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let p = desk.person(id).await.map_err(|e| fail(ctx, e))?;
     let house = match p.house_id {
         Some(h) => desk.house(h).await.ok(),
@@ -394,7 +395,7 @@ struct UnmaskForm {
 
 /// Show a person's full ID number or phone once, for a stated reason (audited by the store).
 async fn unmask(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>, Form(f): Form<UnmaskForm>) -> Result<Response, Response> {
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let what = match f.what.as_str() {
         "phone" => Sensitive::Phone,
         _ => Sensitive::CitizenId,
@@ -433,7 +434,7 @@ struct HousePage {
 async fn house_page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>) -> Result<Response, Response> {
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "house.read").await?;
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let h = desk.house(id).await.map_err(|e| fail(&ctx, e))?;
     let people = desk.house_people(id).await.map_err(|e| fail(&ctx, e))?.into_iter().map(|(p, t)| (p, tenure_word(ctx.lang, t))).collect();
     let households = desk.house_households(id).await.map_err(|e| fail(&ctx, e))?;
@@ -457,7 +458,7 @@ struct HouseholdPage {
 async fn household_page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>) -> Result<Response, Response> {
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "household.read").await?;
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let hh = desk.household(id).await.map_err(|e| fail(&ctx, e))?;
     let house = match hh.house_id {
         Some(h) => desk.house(h).await.ok(),
@@ -487,7 +488,7 @@ struct OrganisationPage {
 async fn organisation_page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, Path(raw): Path<String>) -> Result<Response, Response> {
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "organisation.read").await?;
-    let id = id_of(&raw, &ctx)?;
+    let id = id_of(&raw).ok_or_else(|| crate::ui::not_found_page(&ctx.path))?;
     let o = desk.organisation(id).await.map_err(|e| fail(&ctx, e))?;
     let house = match o.house_id {
         Some(h) => desk.house(h).await.ok(),
