@@ -26,7 +26,7 @@
 
 use domain::access::{mask_id_number, mask_phone};
 use domain::calendar::Day;
-use domain::register::{CitizenId, CreditCode, Relation};
+use domain::register::{CitizenId, CreditCode, PersonTag, PopulationType, Relation};
 use domain::{AreaCode, Phone, Role};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -120,6 +120,10 @@ pub struct PersonView {
     pub house_id: Option<i64>,
     /// The grid of the current house (or where the person was recorded).
     pub area: String,
+    /// 户籍 / 常住 / 流动.
+    pub population_type: PopulationType,
+    /// 独居老人, 残疾人 … (sorted).
+    pub tags: Vec<PersonTag>,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -136,6 +140,8 @@ pub struct NewPerson {
     pub ethnicity: Option<String>,
     pub house_id: Option<i64>,
     pub area: Option<AreaCode>,
+    pub population_type: PopulationType,
+    pub tags: Vec<PersonTag>,
 }
 
 /// The editable fields of a person (all replaced). The house changes only by
@@ -146,6 +152,8 @@ pub struct PersonEdit {
     pub name: String,
     pub phone: Option<Phone>,
     pub ethnicity: Option<String>,
+    pub population_type: PopulationType,
+    pub tags: Vec<PersonTag>,
 }
 
 /// A house, new or edited (all fields replaced).
@@ -239,6 +247,19 @@ pub struct RegisterFilter {
     pub after: Option<i64>,
     /// 1..=[`MAX_PAGE`]; 0 means 50.
     pub limit: i64,
+    /// Persons only: the name contains this text.
+    pub name: Option<String>,
+    /// Persons only: `male` or `female`.
+    pub gender: Option<String>,
+    /// Persons only: born on or after / on or before this day (an age range, as days).
+    pub born_from: Option<Day>,
+    pub born_to: Option<Day>,
+    /// Persons only.
+    pub population_type: Option<PopulationType>,
+    /// Persons only: carries this tag.
+    pub tag: Option<PersonTag>,
+    /// Houses and organisations: the address contains this text; organisations: or the name.
+    pub text: Option<String>,
 }
 
 /// One change of one field.
@@ -258,6 +279,12 @@ pub struct HistoryRow {
     /// Sensitive values (ID number, phones) masked.
     pub old_value: Option<String>,
     pub new_value: Option<String>,
+}
+
+/// A bound argument of a list query.
+enum Arg {
+    Text(String),
+    Int(i64),
 }
 
 /// A sensitive value of a person.
@@ -317,7 +344,7 @@ fn opt_text(field: &'static str, v: Option<&str>, max: usize) -> Result<Option<S
     }
 }
 
-const PERSON_COLUMNS: &str = "id, citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, version, created_at, updated_at";
+const PERSON_COLUMNS: &str = "id, citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, population_type, tags, version, created_at, updated_at";
 const HOUSE_COLUMNS: &str = "id, address, area_code, lat, lon, area_m2, house_use, version, created_at, updated_at";
 const ORG_COLUMNS: &str = "id, name, credit_code, address, house_id, area_code, legal_rep, phone, version";
 
@@ -331,6 +358,8 @@ struct PersonRow {
 fn person_row(r: &AnyRow) -> Result<PersonRow, StoreError> {
     let citizen_id: String = r.try_get("citizen_id")?;
     let phone: Option<String> = r.try_get("phone")?;
+    let population_type: String = r.try_get("population_type")?;
+    let tags: String = r.try_get("tags")?;
     Ok(PersonRow {
         view: PersonView {
             id: r.try_get("id")?,
@@ -342,6 +371,8 @@ fn person_row(r: &AnyRow) -> Result<PersonRow, StoreError> {
             ethnicity: r.try_get("ethnicity")?,
             house_id: r.try_get("house_id")?,
             area: r.try_get("area_code")?,
+            population_type: PopulationType::parse(&population_type).ok_or_else(|| corrupt("persons.population_type"))?,
+            tags: PersonTag::split(&tags).map_err(|_| corrupt("persons.tags"))?,
             version: r.try_get("version")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
@@ -607,8 +638,8 @@ impl RegisterDesk<'_> {
         self.citizen_id_free(tx, &p.citizen_id, None).await?;
         let now = self.db().now_ms();
         let id: i64 = sqlx::query(
-            "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1) RETURNING id",
+            "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, created_at, updated_at, version, population_type, tags) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, $10, $11) RETURNING id",
         )
         .bind(p.citizen_id.expose())
         .bind(&name)
@@ -619,6 +650,8 @@ impl RegisterDesk<'_> {
         .bind(p.house_id)
         .bind(&area)
         .bind(now)
+        .bind(p.population_type.as_str())
+        .bind(PersonTag::join(&p.tags))
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
@@ -628,6 +661,8 @@ impl RegisterDesk<'_> {
         h.diff(tx, "person", id, "phone", None, p.phone.as_ref().map(|x| x.masked()).as_deref()).await?;
         h.diff(tx, "person", id, "ethnicity", None, ethnicity.as_deref()).await?;
         h.row(tx, "person", id, "area_code", None, Some(&area)).await?;
+        h.row(tx, "person", id, "population_type", None, Some(p.population_type.as_str())).await?;
+        h.diff(tx, "person", id, "tags", None, Some(PersonTag::join(&p.tags)).filter(|t| !t.is_empty()).as_deref()).await?;
         if let Some(house) = p.house_id {
             h.row(tx, "person", id, "house_id", None, Some(&house.to_string())).await?;
             self.link_person_in(tx, &h, id, house, Tenure::Lives).await?;
@@ -655,7 +690,7 @@ impl RegisterDesk<'_> {
         let phone = e.phone.as_ref().map(|x| x.as_str().to_string());
         sqlx::query(
             "UPDATE persons SET citizen_id = $1, name = $2, gender = $3, birth_day = $4, phone = $5, ethnicity = $6, updated_at = $7, \
-             version = version + 1 WHERE id = $8",
+             version = version + 1, population_type = $9, tags = $10 WHERE id = $8",
         )
         .bind(e.citizen_id.expose())
         .bind(&name)
@@ -665,6 +700,8 @@ impl RegisterDesk<'_> {
         .bind(&ethnicity)
         .bind(self.db().now_ms())
         .bind(id)
+        .bind(e.population_type.as_str())
+        .bind(PersonTag::join(&e.tags))
         .execute(&mut **tx)
         .await?;
         let h = self.history("person.update");
@@ -676,6 +713,9 @@ impl RegisterDesk<'_> {
             h.row(tx, "person", id, "phone", cur.view.phone_masked.as_deref(), phone.as_deref().map(mask_phone).as_deref()).await?;
         }
         h.diff(tx, "person", id, "ethnicity", cur.view.ethnicity.as_deref(), ethnicity.as_deref()).await?;
+        h.diff(tx, "person", id, "population_type", Some(cur.view.population_type.as_str()), Some(e.population_type.as_str())).await?;
+        let (old_tags, new_tags) = (PersonTag::join(&cur.view.tags), PersonTag::join(&e.tags));
+        h.diff(tx, "person", id, "tags", Some(old_tags.as_str()).filter(|t| !t.is_empty()), Some(new_tags.as_str()).filter(|t| !t.is_empty())).await?;
         self.audit_ok(tx, "person.update", "person", id, "").await?;
         Ok(self.person_in(tx, id).await?.view)
     }
@@ -839,36 +879,81 @@ impl RegisterDesk<'_> {
     /// after the cursor, oldest first. Scope is a code range on `area_code`, which the
     /// (area_code, id) indexes serve.
     async fn list(&self, table: &str, columns: &str, f: &RegisterFilter) -> Result<Vec<AnyRow>, StoreError> {
+        let limit = if f.limit <= 0 { 50 } else { f.limit.min(MAX_PAGE) };
+        self.list_rows(table, columns, f, limit).await
+    }
+
+    /// The rows of [`RegisterDesk::list`], any page size (exports page through with larger
+    /// pages than a screen's).
+    async fn list_rows(&self, table: &str, columns: &str, f: &RegisterFilter, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+        let (sql, args) = self.list_sql(table, columns, f).await?;
+        let sql = format!("{sql} ORDER BY id LIMIT {limit}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            q = match a {
+                Arg::Text(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        Ok(q.fetch_all(&self.db().pool).await?)
+    }
+
+    /// `SELECT … WHERE …` of a list (without order and limit), and its arguments.
+    async fn list_sql(&self, table: &str, columns: &str, f: &RegisterFilter) -> Result<(String, Vec<Arg>), StoreError> {
         let root = match &f.area {
             Some(a) if self.s.in_scope(a) => a.clone(),
             Some(a) => return Err(self.s.deny(&format!("{table}.list"), "area", a.as_str()).await),
             None => self.s.who.area.clone(),
         };
-        let limit = if f.limit <= 0 { 50 } else { f.limit.min(MAX_PAGE) };
-        let mut texts = vec![root.to_string()];
+        let mut args = vec![Arg::Text(root.to_string())];
         let mut sql = format!("SELECT {columns} FROM {table} WHERE area_code >= $1");
+        fn push(sql: &mut String, args: &mut Vec<Arg>, cond: &str, a: Arg) {
+            args.push(a);
+            sql.push_str(&cond.replace("$?", &format!("${}", args.len())));
+        }
         if let Some(hi) = crate::incidents::successor(root.as_str()) {
-            texts.push(hi);
-            sql.push_str(" AND area_code < $2");
+            push(&mut sql, &mut args, " AND area_code < $?", Arg::Text(hi));
         }
-        let mut n = texts.len();
-        let mut ints = Vec::new();
         if let Some(h) = f.house_id {
-            n += 1;
-            sql.push_str(&format!(" AND house_id = ${n}"));
-            ints.push(h);
+            push(&mut sql, &mut args, " AND house_id = $?", Arg::Int(h));
         }
-        n += 1;
-        sql.push_str(&format!(" AND id > ${n} ORDER BY id LIMIT {limit}"));
-        ints.push(f.after.unwrap_or(0));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-        for t in &texts {
-            q = q.bind(t.as_str());
+        let like = |t: &str| format!("%{}%", t.trim().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        if table == "persons" {
+            if let Some(n) = f.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                push(&mut sql, &mut args, " AND name LIKE $? ESCAPE '\\'", Arg::Text(like(n)));
+            }
+            if let Some(g) = &f.gender {
+                push(&mut sql, &mut args, " AND gender = $?", Arg::Text(g.clone()));
+            }
+            if let Some(d) = f.born_from {
+                push(&mut sql, &mut args, " AND birth_day >= $?", Arg::Int(d.0));
+            }
+            if let Some(d) = f.born_to {
+                push(&mut sql, &mut args, " AND birth_day <= $?", Arg::Int(d.0));
+            }
+            if let Some(p) = f.population_type {
+                push(&mut sql, &mut args, " AND population_type = $?", Arg::Text(p.as_str().to_string()));
+            }
+            if let Some(t) = f.tag {
+                // Tags are sorted codes joined by commas: match one whole code.
+                push(&mut sql, &mut args, " AND (',' || tags || ',') LIKE $?", Arg::Text(format!("%,{},%", t.as_str())));
+            }
         }
-        for i in ints {
-            q = q.bind(i);
+        if let Some(t) = f.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            match table {
+                "houses" => push(&mut sql, &mut args, " AND address LIKE $? ESCAPE '\\'", Arg::Text(like(t))),
+                "organisations" => {
+                    let l = like(t);
+                    args.push(Arg::Text(l));
+                    let n = args.len();
+                    sql.push_str(&format!(" AND (name LIKE ${n} ESCAPE '\\' OR address LIKE ${n} ESCAPE '\\' OR credit_code LIKE ${n} ESCAPE '\\')"));
+                }
+                "households" => push(&mut sql, &mut args, " AND address LIKE $? ESCAPE '\\'", Arg::Text(like(t))),
+                _ => {}
+            }
         }
-        Ok(q.fetch_all(&self.db().pool).await?)
+        push(&mut sql, &mut args, " AND id > $?", Arg::Int(f.after.unwrap_or(0)));
+        Ok((sql, args))
     }
 
     // ---- houses ----
