@@ -14,6 +14,8 @@ fn civicgrid(args: &[&str]) -> Output {
         .env_remove("CIVICGRID_DB")
         .env_remove("CIVICGRID_CONFIG")
         .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
         .output()
         .expect("run civicgrid")
 }
@@ -61,6 +63,8 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
             .args(["--db", db, "serve", "--demo", "--listen", "127.0.0.1:0"])
             .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -182,6 +186,8 @@ fn a_bad_file_imports_nothing_and_names_every_bad_feature() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
         .args(["--db", &db, "areas", "import", "-"])
         .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -340,6 +346,8 @@ fn civicgrid_stdin(args: &[&str], input: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
         .args(args)
         .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

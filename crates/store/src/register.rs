@@ -281,6 +281,46 @@ pub struct HistoryRow {
     pub new_value: Option<String>,
 }
 
+/// What a register export lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportEntity {
+    Persons,
+    Houses,
+    Households,
+    Organisations,
+}
+
+impl ExportEntity {
+    pub fn table(self) -> &'static str {
+        match self {
+            ExportEntity::Persons => "persons",
+            ExportEntity::Houses => "houses",
+            ExportEntity::Households => "households",
+            ExportEntity::Organisations => "organisations",
+        }
+    }
+    pub fn entity(self) -> &'static str {
+        match self {
+            ExportEntity::Persons => "person",
+            ExportEntity::Houses => "house",
+            ExportEntity::Households => "household",
+            ExportEntity::Organisations => "organisation",
+        }
+    }
+}
+
+/// A household as an export lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HouseholdLine {
+    pub id: i64,
+    pub house_id: Option<i64>,
+    pub address: Option<String>,
+    pub area: String,
+    pub members: i64,
+    pub head_name: Option<String>,
+    pub head_citizen_id_masked: Option<String>,
+}
+
 /// A bound argument of a list query.
 enum Arg {
     Text(String),
@@ -1398,6 +1438,99 @@ impl RegisterDesk<'_> {
         drop(conn);
         self.audit_read("household.list", "household", "", &format!("{} rows", out.len())).await?;
         Ok(out)
+    }
+
+    /// The household a person in scope belongs to, if any (with its members).
+    pub async fn household_of(&self, person: i64) -> Result<Option<HouseholdView>, StoreError> {
+        self.person(person).await?;
+        let id: Option<i64> = sqlx::query("SELECT household_id FROM household_members WHERE person_id = $1")
+            .bind(person)
+            .fetch_optional(&self.db().pool)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        match id {
+            Some(id) => self.household(id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    // ---- exports ----
+
+    /// Start an export of a filtered list: the rows it will hold are counted, and one audit
+    /// row (`register.export`) records the entity, the format, the filter and the count
+    /// before any row leaves. An area outside scope is denied as not found.
+    pub async fn begin_export(&self, entity: ExportEntity, format: &str, filter: &str, f: &RegisterFilter) -> Result<i64, StoreError> {
+        let (sql, args) = self.list_sql(entity.table(), "COUNT(*)", &RegisterFilter { after: None, ..f.clone() }).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            q = match a {
+                Arg::Text(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let n: i64 = q.fetch_one(&self.db().pool).await?.try_get(0)?;
+        let detail = format!("{} {format}, {n} rows; {filter}", entity.table());
+        self.db().audit(self.s.actor.entry("register.export", entity.entity(), "", "ok", &detail)).await?;
+        Ok(n)
+    }
+
+    /// One page of an export of persons (masked, not audited: [`RegisterDesk::begin_export`]
+    /// audits the export), each with the address of the house they live in.
+    pub async fn export_persons(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<(PersonView, Option<String>)>, StoreError> {
+        let rows = self.list_rows("persons", PERSON_COLUMNS, f, limit).await?;
+        let people: Vec<PersonView> = rows.iter().map(|r| person_row(r).map(|p| p.view)).collect::<Result<_, _>>()?;
+        let houses: Vec<String> = people.iter().filter_map(|p| p.house_id).map(|h| h.to_string()).collect();
+        let mut address = std::collections::HashMap::new();
+        if !houses.is_empty() {
+            // Ids from the store, written as numbers.
+            let sql = format!("SELECT id, address FROM houses WHERE id IN ({})", houses.join(", "));
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.db().pool).await? {
+                address.insert(r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?);
+            }
+        }
+        Ok(people.into_iter().map(|p| {
+            let a = p.house_id.and_then(|h| address.get(&h).cloned());
+            (p, a)
+        }).collect())
+    }
+
+    /// One page of an export of houses.
+    pub async fn export_houses(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseView>, StoreError> {
+        let f = RegisterFilter { house_id: None, ..f.clone() };
+        self.list_rows("houses", HOUSE_COLUMNS, &f, limit).await?.iter().map(house_row).collect()
+    }
+
+    /// One page of an export of organisations (phones masked).
+    pub async fn export_organisations(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<OrganisationView>, StoreError> {
+        self.list_rows("organisations", ORG_COLUMNS, f, limit).await?.iter().map(|r| org_row(r).map(|o| o.0)).collect()
+    }
+
+    /// One page of an export of households: each with its head's name and masked ID
+    /// number and the number of members, in one query.
+    pub async fn export_households(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseholdLine>, StoreError> {
+        let rows = self.list_rows("households", "id, house_id, address, area_code", f, limit).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get::<i64, _>(0).map(|i| i.to_string())).collect::<Result<_, _>>()?;
+        let mut heads = std::collections::HashMap::new();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT m.household_id, COUNT(*) AS n, MAX(CASE WHEN m.relation = 'head' THEN p.name END) AS head, \
+                 MAX(CASE WHEN m.relation = 'head' THEN p.citizen_id END) AS head_id \
+                 FROM household_members m JOIN persons p ON p.id = m.person_id WHERE m.household_id IN ({}) GROUP BY m.household_id",
+                ids.join(", ")
+            );
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.db().pool).await? {
+                let head_id: Option<String> = r.try_get("head_id")?;
+                heads.insert(r.try_get::<i64, _>(0)?, (r.try_get::<i64, _>("n")?, r.try_get::<Option<String>, _>("head")?, head_id.as_deref().map(mask_id_number)));
+            }
+        }
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let (members, head_name, head_citizen_id_masked) = heads.remove(&id).unwrap_or((0, None, None));
+                Ok(HouseholdLine { id, house_id: r.try_get(1)?, address: r.try_get(2)?, area: r.try_get(3)?, members, head_name, head_citizen_id_masked })
+            })
+            .collect()
     }
 
     // ---- organisations ----
