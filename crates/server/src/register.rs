@@ -182,7 +182,7 @@ impl From<HouseView> for HouseDto {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MemberDto {
+pub struct HouseholdMemberDto {
     pub person_id: i64,
     /// Filled in answers; ignored in requests.
     #[serde(default)]
@@ -200,7 +200,7 @@ pub struct HouseholdDto {
     pub area: String,
     pub version: i64,
     /// The head first.
-    pub members: Vec<MemberDto>,
+    pub members: Vec<HouseholdMemberDto>,
 }
 
 impl From<HouseholdView> for HouseholdDto {
@@ -211,7 +211,7 @@ impl From<HouseholdView> for HouseholdDto {
             address: h.address,
             area: h.area,
             version: h.version,
-            members: h.members.into_iter().map(|m| MemberDto { person_id: m.person_id, name: m.name, relation: m.relation.as_str().into() }).collect(),
+            members: h.members.into_iter().map(|m| HouseholdMemberDto { person_id: m.person_id, name: m.name, relation: m.relation.as_str().into() }).collect(),
         }
     }
 }
@@ -346,7 +346,7 @@ pub struct MoveRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct UnmaskRequest {
+pub struct PersonUnmaskRequest {
     /// citizen_id or phone
     pub field: String,
     /// Why the full value is needed (recorded in the audit trail).
@@ -354,7 +354,7 @@ pub struct UnmaskRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UnmaskResponse {
+pub struct PersonUnmaskResponse {
     pub field: String,
     pub value: Option<String>,
 }
@@ -384,13 +384,13 @@ pub struct HouseholdRequest {
     pub address: Option<String>,
     pub area: Option<String>,
     /// Exactly one member with relation head.
-    pub members: Vec<MemberDto>,
+    pub members: Vec<HouseholdMemberDto>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MembersRequest {
     pub version: i64,
-    pub members: Vec<MemberDto>,
+    pub members: Vec<HouseholdMemberDto>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -468,7 +468,7 @@ fn parse_house(h: &HouseRequest) -> Result<HouseInput, ApiError> {
     Ok(HouseInput { address: h.address.clone(), area, point, area_m2: h.area_m2, house_use })
 }
 
-fn parse_members(members: &[MemberDto]) -> Result<Vec<(i64, Relation)>, ApiError> {
+fn parse_members(members: &[HouseholdMemberDto]) -> Result<Vec<(i64, Relation)>, ApiError> {
     members
         .iter()
         .map(|m| Relation::parse(&m.relation).map(|r| (m.person_id, r)).map_err(|e| unprocessable("members", e.code(), e.to_string())))
@@ -646,13 +646,13 @@ async fn history(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(ra
 
 /// A person's full ID number or phone, for a role that may unmask, with a reason; the read
 /// is audited. Without the permission, or outside your scope: 404. Without a reason: 422.
-#[utoipa::path(post, path = "/api/v1/persons/{id}/unmask", tag = "register", operation_id = "unmaskPerson", params(("id" = i64, Path)), request_body = UnmaskRequest,
+#[utoipa::path(post, path = "/api/v1/persons/{id}/unmask", tag = "register", operation_id = "unmaskPerson", params(("id" = i64, Path)), request_body = PersonUnmaskRequest,
     responses(
-        (status = 200, body = UnmaskResponse), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, body = PersonUnmaskResponse), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn unmask_person(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(raw): Path<String>, Body(req): Body<UnmaskRequest>) -> Result<Json<UnmaskResponse>, ApiError> {
+pub async fn unmask_person(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(raw): Path<String>, Body(req): Body<PersonUnmaskRequest>) -> Result<Json<PersonUnmaskResponse>, ApiError> {
     let s = c.scoped(&state);
     let d = desk(&s, "read_sensitive", "person", &raw).await?;
     let id = id_of("person", &raw)?;
@@ -662,7 +662,7 @@ pub async fn unmask_person(State(state): State<AppState>, ApiCaller(c): ApiCalle
         other => return Err(unprocessable("field", "invalid_field", format!("field must be citizen_id or phone, not {other:?}"))),
     };
     let value = d.unmask_person(id, what, &req.reason).await.map_err(reg_err)?;
-    Ok(Json(UnmaskResponse { field: req.field, value }))
+    Ok(Json(PersonUnmaskResponse { field: req.field, value }))
 }
 
 // ---- houses ----
