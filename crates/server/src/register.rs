@@ -915,10 +915,10 @@ fn use_zh(u: HouseUse) -> &'static str {
 const EXPORT_PAGE: i64 = 2_000;
 
 /// One page of rows (masked), and the last id for the next page.
-async fn export_page(d: &RegisterDesk<'_>, e: ExportEntity, f: &RegisterFilter) -> Result<(Vec<Vec<Cell>>, Option<i64>), StoreError> {
+async fn export_page(d: &RegisterDesk<'_>, r: &mut store::register::ExportReader, e: ExportEntity, f: &RegisterFilter) -> Result<(Vec<Vec<Cell>>, Option<i64>), StoreError> {
     Ok(match e {
         ExportEntity::Persons => {
-            let rows = d.export_persons(f, EXPORT_PAGE).await?;
+            let rows = d.export_persons(r, f, EXPORT_PAGE).await?;
             let last = rows.last().map(|r| r.0.id);
             let cells = rows
                 .into_iter()
@@ -941,13 +941,13 @@ async fn export_page(d: &RegisterDesk<'_>, e: ExportEntity, f: &RegisterFilter) 
             (cells, last)
         }
         ExportEntity::Houses => {
-            let rows = d.export_houses(f, EXPORT_PAGE).await?;
+            let rows = d.export_houses(r, f, EXPORT_PAGE).await?;
             let last = rows.last().map(|h| h.id);
             let cells = rows.into_iter().map(|h| vec![text(h.address), text(use_zh(h.house_use)), h.area_m2.map_or(Cell::Empty, Cell::Num), text(h.area)]).collect();
             (cells, last)
         }
         ExportEntity::Households => {
-            let rows: Vec<HouseholdLine> = d.export_households(f, EXPORT_PAGE).await?;
+            let rows: Vec<HouseholdLine> = d.export_households(r, f, EXPORT_PAGE).await?;
             let last = rows.last().map(|h| h.id);
             let cells = rows
                 .into_iter()
@@ -956,7 +956,7 @@ async fn export_page(d: &RegisterDesk<'_>, e: ExportEntity, f: &RegisterFilter) 
             (cells, last)
         }
         ExportEntity::Organisations => {
-            let rows = d.export_organisations(f, EXPORT_PAGE).await?;
+            let rows = d.export_organisations(r, f, EXPORT_PAGE).await?;
             let last = rows.last().map(|o| o.id);
             let cells = rows
                 .into_iter()
@@ -1037,6 +1037,14 @@ async fn export(state: AppState, c: Caller, q: Params, e: ExportEntity) -> Resul
         tokio::spawn(async move {
             let s = caller.scoped(&state);
             let Some(d) = s.register() else { return };
+            let mut reader = match d.export_reader().await {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::error!(error = %err, "register export");
+                    let _ = tx.send(Err(std::io::Error::other("the export stopped"))).await;
+                    return;
+                }
+            };
             // UTF-8 with a byte-order mark, so Excel opens it as UTF-8.
             let mut head = String::from("\u{feff}");
             head.push_str(&headers(e).join(","));
@@ -1046,7 +1054,7 @@ async fn export(state: AppState, c: Caller, q: Params, e: ExportEntity) -> Resul
             }
             let mut f = f;
             loop {
-                match export_page(&d, e, &f).await {
+                match export_page(&d, &mut reader, e, &f).await {
                     Ok((rows, last)) => {
                         if rows.is_empty() {
                             break;
@@ -1085,8 +1093,9 @@ async fn export(state: AppState, c: Caller, q: Params, e: ExportEntity) -> Resul
             sheet.write_string(0, k as u16, *h).map_err(xerr)?;
         }
         let mut row = 1u32;
+        let mut reader = d.export_reader().await?;
         loop {
-            let (rows, last) = export_page(&d, e, &f).await?;
+            let (rows, last) = export_page(&d, &mut reader, e, &f).await?;
             if rows.is_empty() {
                 break;
             }
@@ -1107,19 +1116,47 @@ async fn export(state: AppState, c: Caller, q: Params, e: ExportEntity) -> Resul
             f.after = last;
         }
     }
-    let bytes = tokio::task::spawn_blocking(move || book.save_to_buffer())
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", "the export could not be written"))?
-        .map_err(xerr)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-            (header::HeaderName::from_static("x-row-count"), rows.to_string()),
-        ],
-        bytes,
-    )
-        .into_response())
+    // The zipped workbook goes to an anonymous temporary file, which is then streamed: memory
+    // stays a few chunks whatever the export's size.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let written = tokio::task::spawn_blocking(move || -> Result<std::fs::File, String> {
+        use std::io::Seek;
+        let mut file = tempfile::tempfile().map_err(|e| e.to_string())?;
+        book.save_to_writer(&mut file).map_err(|e| e.to_string())?;
+        file.rewind().map_err(|e| e.to_string())?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let mut file = written.map_err(|e| {
+        tracing::error!(error = %e, "xlsx export");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", "the export could not be written")
+    })?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let mut res = HttpBody::from_stream(Chunks(rx)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"));
+    h.insert(header::CONTENT_DISPOSITION, header::HeaderValue::from_str(&disposition).map_err(|_| ApiError::bad_request("invalid_query", "bad file name"))?);
+    h.insert("x-row-count", rows.into());
+    Ok(res)
 }
 
 /// Export persons (the same filters as the list) to .xlsx or .csv: masked, in your scope,

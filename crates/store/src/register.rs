@@ -309,6 +309,9 @@ impl ExportEntity {
     }
 }
 
+/// A connection held for the pages of one export ([`RegisterDesk::export_reader`]).
+pub struct ExportReader(sqlx::pool::PoolConnection<Any>);
+
 /// A household as an export lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HouseholdLine {
@@ -926,6 +929,11 @@ impl RegisterDesk<'_> {
     /// The rows of [`RegisterDesk::list`], any page size (exports page through with larger
     /// pages than a screen's).
     async fn list_rows(&self, table: &str, columns: &str, f: &RegisterFilter, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+        let mut conn = self.db().pool.acquire().await?;
+        self.list_rows_on(&mut conn, table, columns, f, limit).await
+    }
+
+    async fn list_rows_on(&self, conn: &mut sqlx::AnyConnection, table: &str, columns: &str, f: &RegisterFilter, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
         let (sql, args) = self.list_sql(table, columns, f).await?;
         let sql = format!("{sql} ORDER BY id LIMIT {limit}");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -935,7 +943,7 @@ impl RegisterDesk<'_> {
                 Arg::Int(i) => q.bind(i),
             };
         }
-        Ok(q.fetch_all(&self.db().pool).await?)
+        Ok(q.fetch_all(&mut *conn).await?)
     }
 
     /// `SELECT … WHERE …` of a list (without order and limit), and its arguments.
@@ -1457,6 +1465,12 @@ impl RegisterDesk<'_> {
 
     // ---- exports ----
 
+    /// The one connection an export reads all its pages through, so that the store's page
+    /// cache it fills is one connection's, whatever the export's size.
+    pub async fn export_reader(&self) -> Result<ExportReader, StoreError> {
+        Ok(ExportReader(self.db().pool.acquire().await?))
+    }
+
     /// Start an export of a filtered list: the rows it will hold are counted, and one audit
     /// row (`register.export`) records the entity, the format, the filter and the count
     /// before any row leaves. An area outside scope is denied as not found.
@@ -1477,15 +1491,15 @@ impl RegisterDesk<'_> {
 
     /// One page of an export of persons (masked, not audited: [`RegisterDesk::begin_export`]
     /// audits the export), each with the address of the house they live in.
-    pub async fn export_persons(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<(PersonView, Option<String>)>, StoreError> {
-        let rows = self.list_rows("persons", PERSON_COLUMNS, f, limit).await?;
+    pub async fn export_persons(&self, r: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<(PersonView, Option<String>)>, StoreError> {
+        let rows = self.list_rows_on(&mut r.0, "persons", PERSON_COLUMNS, f, limit).await?;
         let people: Vec<PersonView> = rows.iter().map(|r| person_row(r).map(|p| p.view)).collect::<Result<_, _>>()?;
         let houses: Vec<String> = people.iter().filter_map(|p| p.house_id).map(|h| h.to_string()).collect();
         let mut address = std::collections::HashMap::new();
         if !houses.is_empty() {
             // Ids from the store, written as numbers.
             let sql = format!("SELECT id, address FROM houses WHERE id IN ({})", houses.join(", "));
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.db().pool).await? {
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *r.0).await? {
                 address.insert(r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?);
             }
         }
@@ -1496,20 +1510,20 @@ impl RegisterDesk<'_> {
     }
 
     /// One page of an export of houses.
-    pub async fn export_houses(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseView>, StoreError> {
+    pub async fn export_houses(&self, r: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseView>, StoreError> {
         let f = RegisterFilter { house_id: None, ..f.clone() };
-        self.list_rows("houses", HOUSE_COLUMNS, &f, limit).await?.iter().map(house_row).collect()
+        self.list_rows_on(&mut r.0, "houses", HOUSE_COLUMNS, &f, limit).await?.iter().map(house_row).collect()
     }
 
     /// One page of an export of organisations (phones masked).
-    pub async fn export_organisations(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<OrganisationView>, StoreError> {
-        self.list_rows("organisations", ORG_COLUMNS, f, limit).await?.iter().map(|r| org_row(r).map(|o| o.0)).collect()
+    pub async fn export_organisations(&self, r: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<OrganisationView>, StoreError> {
+        self.list_rows_on(&mut r.0, "organisations", ORG_COLUMNS, f, limit).await?.iter().map(|r| org_row(r).map(|o| o.0)).collect()
     }
 
     /// One page of an export of households: each with its head's name and masked ID
     /// number and the number of members, in one query.
-    pub async fn export_households(&self, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseholdLine>, StoreError> {
-        let rows = self.list_rows("households", "id, house_id, address, area_code", f, limit).await?;
+    pub async fn export_households(&self, reader: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseholdLine>, StoreError> {
+        let rows = self.list_rows_on(&mut reader.0, "households", "id, house_id, address, area_code", f, limit).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.try_get::<i64, _>(0).map(|i| i.to_string())).collect::<Result<_, _>>()?;
         let mut heads = std::collections::HashMap::new();
         if !ids.is_empty() {
@@ -1519,7 +1533,7 @@ impl RegisterDesk<'_> {
                  FROM household_members m JOIN persons p ON p.id = m.person_id WHERE m.household_id IN ({}) GROUP BY m.household_id",
                 ids.join(", ")
             );
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.db().pool).await? {
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *reader.0).await? {
                 let head_id: Option<String> = r.try_get("head_id")?;
                 heads.insert(r.try_get::<i64, _>(0)?, (r.try_get::<i64, _>("n")?, r.try_get::<Option<String>, _>("head")?, head_id.as_deref().map(mask_id_number)));
             }
