@@ -242,6 +242,12 @@ async fn the_demo_has_a_year_of_incident_history() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let printed = text(&out.stdout);
         assert!(printed.contains("incident history: 1310 incidents reported over the last 365 days"), "{printed}");
+        // 1 % of the demo register (CIVICGRID_DEMO_POPULATION in these tests): about 2,700 people.
+        let people: u64 = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("register: ").and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()))
+            .unwrap_or_else(|| panic!("the demo loads the register: {printed}"));
+        assert!((2_000..=3_500).contains(&people), "{printed}");
         let db = store::Db::open(&url).await.expect("open");
         let rows = db.kpi_rollup_rows().await.expect("rollup");
         let mut district = domain::kpi::Counters::default();
