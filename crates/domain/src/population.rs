@@ -354,7 +354,8 @@ impl Population {
             if !female && age >= 35 && rng.below(1000) < 25 {
                 tags.push(PersonTag::Veteran);
             }
-            g.persons.push(DemoPerson { citizen_id, name, female, birth, phone, ethnicity: *rng.weighted(MINORITIES), house: h, population: pop, tags });
+            let ethnicity = *rng.weighted(MINORITIES);
+            g.persons.push(DemoPerson { citizen_id, name, female, birth, phone, ethnicity, house: h, population: pop, tags });
             members.push((g.persons.len() - 1, rel));
             g.persons.len() - 1
         };
