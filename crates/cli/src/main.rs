@@ -39,6 +39,9 @@ enum Command {
         /// Fill an empty store with the demo district before serving.
         #[arg(long)]
         demo: bool,
+        /// With --demo: the share of the demo register to load (1 = about 270,000 people).
+        #[arg(long, value_name = "SHARE", env = "CIVICGRID_DEMO_POPULATION", default_value_t = 1.0)]
+        population: f64,
     },
     /// Fill an empty store with a deterministic synthetic district.
     Demo {
@@ -48,6 +51,10 @@ enum Command {
         /// Seed of the generator: the same seed gives the same district.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The share of the register to load: 1 = about 270,000 people, 110,000 houses,
+        /// 90,000 households and 3,000 organisations per scale; 0 loads none.
+        #[arg(long, value_name = "SHARE", env = "CIVICGRID_DEMO_POPULATION", default_value_t = 1.0)]
+        population: f64,
     },
     /// Areas and grids as GeoJSON.
     Areas {
@@ -220,11 +227,11 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             print!("{}", cfg.render());
             Ok(())
         }
-        Command::Serve { demo, .. } => {
+        Command::Serve { demo, population, .. } => {
             let started = Instant::now();
             let db = open(&cfg).await?;
             if demo && db.count_areas().await? == 0 {
-                load_demo(&db, DemoOptions::default()).await?;
+                load_demo(&db, DemoOptions::default(), population).await?;
             }
             let server_cfg = server::ServerConfig {
                 tile_url: cfg.tile_url(),
@@ -251,9 +258,9 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             println!("key-figure rollup rebuilt: {rows} rows in {:.2} s", started.elapsed().as_secs_f64());
             Ok(())
         }
-        Command::Demo { scale, seed } => {
+        Command::Demo { scale, seed, population } => {
             let db = open(&cfg).await?;
-            load_demo(&db, DemoOptions { scale, seed }).await
+            load_demo(&db, DemoOptions { scale, seed }, population).await
         }
         Command::Areas { command: AreasCommand::Import { file } } => {
             let text = read_input(&file)?;
@@ -324,7 +331,10 @@ fn read_input(file: &PathBuf) -> Result<String, Failure> {
     std::fs::read_to_string(file).map_err(|e| Failure(format!("cannot read {}: {e}", file.display())))
 }
 
-async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
+async fn load_demo(db: &Db, opts: DemoOptions, population: f64) -> Result<(), Failure> {
+    if !(0.0..=1.0).contains(&population) {
+        return Err(Failure(format!("--population must be a share from 0 to 1, got {population}")));
+    }
     let started = Instant::now();
     let district = demo::generate(opts)?;
     let generated = started.elapsed();
@@ -341,7 +351,11 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
     let accounts = users::demo_accounts(db, &district).await?;
     let history = load_history(db, &district, opts).await?;
     let live = users::demo_worklist(db, &district).await?;
-    println!("{}", store::collection::seed_demo(db, "gridworker").await?);
+    let register_started = Instant::now();
+    let plan = domain::population::Population::plan(&district, opts.seed, population, domain::calendar::Day::of_instant(db.now_ms()));
+    let register = db.load_population(&plan).await?;
+    let register_seconds = register_started.elapsed().as_secs_f64();
+    let collection = store::collection::seed_demo(db, "gridworker").await?;
     let count = |l: Level| district.areas.iter().filter(|a| a.level == l).count();
     println!(
         "demo district {} {} (scale {}, seed {}): {} streets and townships, {} communities and villages, {} basic grids, {} dedicated grids, {} team members; {} areas stored in {:.1} s (generated in {:.1} s)",
@@ -366,6 +380,11 @@ async fn load_demo(db: &Db, opts: DemoOptions) -> Result<(), Failure> {
         history.open,
         history.seconds
     );
+    println!(
+        "register: {} people in {} houses and {} households, {} organisations, stored in {:.1} s",
+        register.persons, register.houses, register.households, register.organisations, register_seconds
+    );
+    println!("{collection}");
     println!("open work for the demo accounts: {live} incidents in grid {} (a dispatch for dept, one for the grid, one to verify)", 
         district.areas.iter().find(|a| a.level == Level::Grid).map(|a| a.code.to_string()).unwrap_or_default());
     println!("\ndemo accounts (passwords generated for this run; change them with civicgrid user passwd NAME):");

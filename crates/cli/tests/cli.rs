@@ -14,6 +14,8 @@ fn civicgrid(args: &[&str]) -> Output {
         .env_remove("CIVICGRID_DB")
         .env_remove("CIVICGRID_CONFIG")
         .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
         .output()
         .expect("run civicgrid")
 }
@@ -61,6 +63,8 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
             .args(["--db", db, "serve", "--demo", "--listen", "127.0.0.1:0"])
             .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -182,6 +186,8 @@ fn a_bad_file_imports_nothing_and_names_every_bad_feature() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
         .args(["--db", &db, "areas", "import", "-"])
         .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -236,6 +242,12 @@ async fn the_demo_has_a_year_of_incident_history() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let printed = text(&out.stdout);
         assert!(printed.contains("incident history: 1310 incidents reported over the last 365 days"), "{printed}");
+        // 1 % of the demo register (CIVICGRID_DEMO_POPULATION in these tests): about 2,700 people.
+        let people: u64 = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("register: ").and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()))
+            .unwrap_or_else(|| panic!("the demo loads the register: {printed}"));
+        assert!((2_000..=3_500).contains(&people), "{printed}");
         let db = store::Db::open(&url).await.expect("open");
         let rows = db.kpi_rollup_rows().await.expect("rollup");
         let mut district = domain::kpi::Counters::default();
@@ -340,6 +352,8 @@ fn civicgrid_stdin(args: &[&str], input: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_civicgrid"))
         .args(args)
         .env("CIVICGRID_LOG", "warn")
+        // A small share of the demo register keeps these tests fast (1 % ≈ 2,700 people).
+        .env("CIVICGRID_DEMO_POPULATION", "0.01")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod locate;
 pub mod names;
 pub mod photo;
+pub mod population;
 pub mod register;
 pub mod rng;
 pub mod time;

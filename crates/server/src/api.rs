@@ -39,6 +39,14 @@ use crate::problem::{ApiError, Problem};
         crate::incidents::receipt, crate::incidents::duplicates, crate::inbox::inbox, crate::inbox::mark_read,
         crate::incidents::upload_photo, crate::incidents::photo, crate::incidents::place,
         crate::kpis::kpis,
+        crate::register::list_persons, crate::register::create_person, crate::register::get_person, crate::register::update_person,
+        crate::register::move_person, crate::register::person_history, crate::register::unmask_person, crate::register::export_persons,
+        crate::register::list_houses, crate::register::create_house, crate::register::get_house, crate::register::update_house,
+        crate::register::house_persons, crate::register::house_history, crate::register::export_houses,
+        crate::register::list_households, crate::register::create_household, crate::register::get_household, crate::register::set_members,
+        crate::register::household_history, crate::register::export_households,
+        crate::register::list_organisations, crate::register::create_organisation, crate::register::get_organisation,
+        crate::register::update_organisation, crate::register::organisation_history, crate::register::export_organisations,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -49,6 +57,7 @@ use crate::problem::{ApiError, Problem};
         (name = "audit", description = "The append-only, hash-chained audit trail (auditors)"),
         (name = "catalogue", description = "Incident categories, departments and the work calendar"),
         (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
+        (name = "register", description = "The register (实有人口、房屋、单位): persons, houses, households and organisations, their history, moves, audited unmasking and exports; ID numbers and phones masked"),
         (name = "kpis", description = "Key figures (考核指标) of the incidents reported in a date range, by area level, department or person"),
     )
 )]

@@ -18,6 +18,7 @@ pub mod open311;
 pub mod kpis;
 pub mod opid;
 pub mod problem;
+pub mod register;
 pub mod ui;
 pub mod ui_account;
 pub mod ui_inbox;
@@ -134,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(inbox::routes())
         .merge(open311::routes())
         .merge(kpis::routes())
+        .merge(register::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui_mobile::upload_routes(state.config.photo_max_bytes))
         .merge(ui::routes())

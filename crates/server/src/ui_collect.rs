@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use domain::calendar::Day;
-use domain::register::{CitizenId, parse_mobile};
+use domain::register::{CitizenId, PopulationType, parse_mobile};
 use serde::Deserialize;
 use store::StoreError;
 use store::collection::Outcome;
@@ -249,6 +249,8 @@ struct PersonFields {
     #[serde(default)]
     ethnicity: String,
     #[serde(default)]
+    population_type: String,
+    #[serde(default)]
     phone_clear: String,
     #[serde(default)]
     version: String,
@@ -281,6 +283,8 @@ struct PersonForm {
     current: Option<PersonView>,
     f: PersonFields,
     e: FieldErrors,
+    /// 人口类型 choices: (code, label).
+    population_types: Vec<(&'static str, &'static str)>,
 }
 
 /// Parsed values of a person's form, or the errors by field. The ID number may be left
@@ -342,7 +346,18 @@ fn place_error(lang: Lang, err: &StoreError) -> FieldErrors {
 async fn person_form(me: &Caller, ctx: &Ctx, (action, back): (String, String), house: Option<HouseView>, current: Option<PersonView>, f: PersonFields, e: FieldErrors) -> Response {
     let title = if current.is_some() { ctx.lang.t("collect.edit_person") } else { ctx.lang.t("collect.add_person") };
     let status = if e.any() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let page = PersonForm { c: Chrome::for_user(ctx, me, "register", title), action, back, house, current, f, e };
+    let population_types = PopulationType::ALL
+        .into_iter()
+        .map(|t| {
+            let label = match t {
+                PopulationType::Registered => ctx.lang.t("reg.pt.registered"),
+                PopulationType::Resident => ctx.lang.t("reg.pt.resident"),
+                PopulationType::Floating => ctx.lang.t("reg.pt.floating"),
+            };
+            (t.as_str(), label)
+        })
+        .collect();
+    let page = PersonForm { c: Chrome::for_user(ctx, me, "register", title), action, back, house, current, f, e, population_types };
     (status, render(&page)).into_response()
 }
 
@@ -351,7 +366,7 @@ async fn new_person(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: 
     let s = me.scoped(&state);
     let desk = desk_of(&s, &ctx, "person.create").await?;
     let h = desk.house(id).await.map_err(|e| fail(&ctx, e))?;
-    let f = PersonFields { ethnicity: "汉族".into(), ..PersonFields::default() };
+    let f = PersonFields { ethnicity: "汉族".into(), population_type: PopulationType::default().as_str().into(), ..PersonFields::default() };
     Ok(person_form(&me, &ctx, (format!("/m/register/houses/{id}/persons"), format!("/m/register/houses/{id}")), Some(h), None, f, FieldErrors::default()).await)
 }
 
@@ -374,6 +389,8 @@ async fn create_person(State(state): State<AppState>, UiCaller(me): UiCaller, ct
         ethnicity: Some(f.ethnicity.trim().to_string()).filter(|e| !e.is_empty()),
         house_id: Some(id),
         area: None,
+        population_type: PopulationType::parse(&f.population_type).unwrap_or_default(),
+        tags: Vec::new(),
     };
     match desk.create_person(new).await {
         Ok(p) => Ok(Redirect::to(&format!("/m/register/houses/{id}?added={}", p.id)).into_response()),
@@ -391,7 +408,7 @@ async fn edit_person(State(state): State<AppState>, UiCaller(me): UiCaller, ctx:
     let desk = desk_of(&s, &ctx, "person.update").await?;
     let p = desk.person(id).await.map_err(|e| fail(&ctx, e))?;
     let back = p.house_id.map(|h| format!("/m/register/houses/{h}")).unwrap_or_else(|| "/m/register".into());
-    let f = PersonFields { name: p.name.clone(), ethnicity: p.ethnicity.clone().unwrap_or_default(), version: p.version.to_string(), ..PersonFields::default() };
+    let f = PersonFields { name: p.name.clone(), ethnicity: p.ethnicity.clone().unwrap_or_default(), version: p.version.to_string(), population_type: p.population_type.as_str().into(), ..PersonFields::default() };
     Ok(person_form(&me, &ctx, (format!("/m/register/persons/{id}"), back), None, Some(p), f, FieldErrors::default()).await)
 }
 
@@ -417,7 +434,7 @@ async fn update_person(State(state): State<AppState>, UiCaller(me): UiCaller, ct
         (None, false) => Some(None),
         (None, true) => None,
     };
-    let edit = PersonFormEdit { citizen_id: parsed.citizen_id, name: f.name.clone(), phone, ethnicity: Some(f.ethnicity.trim().to_string()).filter(|e| !e.is_empty()) };
+    let edit = PersonFormEdit { citizen_id: parsed.citizen_id, name: f.name.clone(), phone, ethnicity: Some(f.ethnicity.trim().to_string()).filter(|e| !e.is_empty()), population_type: PopulationType::parse(&f.population_type) };
     match desk.update_person_form(id, version, edit).await {
         Ok(_) => Ok(Redirect::to(&format!("{back}{}saved=1", if back.contains('?') { "&" } else { "?" })).into_response()),
         Err(e @ (StoreError::Invalid { .. } | StoreError::Conflict { .. })) => {

@@ -338,6 +338,31 @@ struct PersonPage {
     unmask_error: String,
     reason: String,
     updated: String,
+    /// 人口类型 and the care tags, in the page's language.
+    population: String,
+    tags: String,
+}
+
+/// A person's 人口类型 in the page's language.
+fn population_word(lang: crate::i18n::Lang, t: domain::register::PopulationType) -> &'static str {
+    use domain::register::PopulationType as T;
+    lang.t(match t {
+        T::Registered => "reg.pt.registered",
+        T::Resident => "reg.pt.resident",
+        T::Floating => "reg.pt.floating",
+    })
+}
+
+/// A care tag in the page's language.
+fn tag_word(lang: crate::i18n::Lang, t: domain::register::PersonTag) -> &'static str {
+    use domain::register::PersonTag as T;
+    lang.t(match t {
+        T::ElderlyAlone => "reg.tag.elderly_alone",
+        T::Disability => "reg.tag.disability",
+        T::Veteran => "reg.tag.veteran",
+        T::LeftBehindChild => "reg.tag.left_behind_child",
+        T::LowIncome => "reg.tag.low_income",
+    })
 }
 
 async fn person_view(state: &AppState, me: &Caller, ctx: &Ctx, raw: &str, revealed: Option<(String, String)>, unmask_error: String, reason: String) -> Result<Response, Response> {
@@ -368,6 +393,8 @@ async fn person_view(state: &AppState, me: &Caller, ctx: &Ctx, raw: &str, reveal
         gender: gender_word(ctx.lang, &p.gender),
         birth: p.birth_date.to_string(),
         updated: at(p.updated_at),
+        population: population_word(ctx.lang, p.population_type).to_string(),
+        tags: p.tags.iter().map(|t| tag_word(ctx.lang, *t)).collect::<Vec<_>>().join(if ctx.lang == crate::i18n::Lang::Zh { "、" } else { ", " }),
         p,
         house,
         links,

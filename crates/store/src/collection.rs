@@ -611,7 +611,7 @@ pub async fn seed_demo(db: &Db, worker: &str) -> Result<SeedReport, StoreError> 
         let Ok(id) = domain::register::CitizenId::from_stored(&format!("{body}{check}")) else { continue };
         let phone = domain::Phone::parse(&format!("1390739{:04}", 1000 + i)).ok();
         let house = houses[i.min(houses.len() - 1) / 2].id;
-        match desk.create_person(NewPerson { citizen_id: id, name: (*name).into(), phone, ethnicity: Some("汉族".into()), house_id: Some(house), area: None }).await {
+        match desk.create_person(NewPerson { citizen_id: id, name: (*name).into(), phone, ethnicity: Some("汉族".into()), house_id: Some(house), area: None, population_type: Default::default(), tags: Vec::new() }).await {
             Ok(_) => report.people_made += 1,
             // Already stored (a second seed of the same store): leave it.
             Err(StoreError::Conflict { .. }) => {}

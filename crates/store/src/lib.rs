@@ -16,6 +16,7 @@ pub mod db;
 pub mod history;
 pub mod incidents;
 pub mod kpis;
+pub mod population;
 pub mod register;
 pub mod index;
 mod intake;

@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_collection.sql"),
         postgres: include_str!("../migrations/postgres/0012_collection.sql"),
     },
+    Migration {
+        version: 13,
+        name: "person_kind",
+        sqlite: include_str!("../migrations/sqlite/0013_person_kind.sql"),
+        postgres: include_str!("../migrations/postgres/0013_person_kind.sql"),
+    },
 ];
 
 /// Lock key for migrations and change-log appends on PostgreSQL.

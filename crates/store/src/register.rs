@@ -26,7 +26,7 @@
 
 use domain::access::{mask_id_number, mask_phone};
 use domain::calendar::Day;
-use domain::register::{CitizenId, CreditCode, Relation};
+use domain::register::{CitizenId, CreditCode, PersonTag, PopulationType, Relation};
 use domain::{AreaCode, Phone, Role};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -123,6 +123,10 @@ pub struct PersonView {
     pub house_id: Option<i64>,
     /// The grid of the current house (or where the person was recorded).
     pub area: String,
+    /// 户籍 / 常住 / 流动.
+    pub population_type: PopulationType,
+    /// 独居老人, 残疾人 … (sorted).
+    pub tags: Vec<PersonTag>,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -139,6 +143,8 @@ pub struct NewPerson {
     pub ethnicity: Option<String>,
     pub house_id: Option<i64>,
     pub area: Option<AreaCode>,
+    pub population_type: PopulationType,
+    pub tags: Vec<PersonTag>,
 }
 
 /// The editable fields of a person (all replaced). The house changes only by
@@ -149,6 +155,8 @@ pub struct PersonEdit {
     pub name: String,
     pub phone: Option<Phone>,
     pub ethnicity: Option<String>,
+    pub population_type: PopulationType,
+    pub tags: Vec<PersonTag>,
 }
 
 /// A house, new or edited (all fields replaced).
@@ -242,6 +250,19 @@ pub struct RegisterFilter {
     pub after: Option<i64>,
     /// 1..=[`MAX_PAGE`]; 0 means 50.
     pub limit: i64,
+    /// Persons only: the name contains this text.
+    pub name: Option<String>,
+    /// Persons only: `male` or `female`.
+    pub gender: Option<String>,
+    /// Persons only: born on or after / on or before this day (an age range, as days).
+    pub born_from: Option<Day>,
+    pub born_to: Option<Day>,
+    /// Persons only.
+    pub population_type: Option<PopulationType>,
+    /// Persons only: carries this tag.
+    pub tag: Option<PersonTag>,
+    /// Houses and organisations: the address contains this text; organisations: or the name.
+    pub text: Option<String>,
 }
 
 /// One change of one field.
@@ -261,6 +282,55 @@ pub struct HistoryRow {
     /// Sensitive values (ID number, phones) masked.
     pub old_value: Option<String>,
     pub new_value: Option<String>,
+}
+
+/// What a register export lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportEntity {
+    Persons,
+    Houses,
+    Households,
+    Organisations,
+}
+
+impl ExportEntity {
+    pub fn table(self) -> &'static str {
+        match self {
+            ExportEntity::Persons => "persons",
+            ExportEntity::Houses => "houses",
+            ExportEntity::Households => "households",
+            ExportEntity::Organisations => "organisations",
+        }
+    }
+    pub fn entity(self) -> &'static str {
+        match self {
+            ExportEntity::Persons => "person",
+            ExportEntity::Houses => "house",
+            ExportEntity::Households => "household",
+            ExportEntity::Organisations => "organisation",
+        }
+    }
+}
+
+/// A connection held for the pages of one export ([`RegisterDesk::export_reader`]).
+pub struct ExportReader(sqlx::pool::PoolConnection<Any>);
+
+/// A household as an export lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HouseholdLine {
+    pub id: i64,
+    pub house_id: Option<i64>,
+    pub address: Option<String>,
+    pub area: String,
+    pub members: i64,
+    pub head_name: Option<String>,
+    pub head_citizen_id_masked: Option<String>,
+}
+
+/// A bound argument of a list query.
+enum Arg {
+    Text(String),
+    Int(i64),
 }
 
 /// A sensitive value of a person.
@@ -320,7 +390,7 @@ fn opt_text(field: &'static str, v: Option<&str>, max: usize) -> Result<Option<S
     }
 }
 
-const PERSON_COLUMNS: &str = "id, citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, version, created_at, updated_at";
+const PERSON_COLUMNS: &str = "id, citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, population_type, tags, version, created_at, updated_at";
 const HOUSE_COLUMNS: &str = "id, address, area_code, lat, lon, area_m2, house_use, version, created_at, updated_at";
 const ORG_COLUMNS: &str = "id, name, credit_code, address, house_id, area_code, legal_rep, phone, version";
 
@@ -334,6 +404,8 @@ struct PersonRow {
 fn person_row(r: &AnyRow) -> Result<PersonRow, StoreError> {
     let citizen_id: String = r.try_get("citizen_id")?;
     let phone: Option<String> = r.try_get("phone")?;
+    let population_type: String = r.try_get("population_type")?;
+    let tags: String = r.try_get("tags")?;
     Ok(PersonRow {
         view: PersonView {
             id: r.try_get("id")?,
@@ -345,6 +417,8 @@ fn person_row(r: &AnyRow) -> Result<PersonRow, StoreError> {
             ethnicity: r.try_get("ethnicity")?,
             house_id: r.try_get("house_id")?,
             area: r.try_get("area_code")?,
+            population_type: PopulationType::parse(&population_type).ok_or_else(|| corrupt("persons.population_type"))?,
+            tags: PersonTag::split(&tags).map_err(|_| corrupt("persons.tags"))?,
             version: r.try_get("version")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
@@ -610,8 +684,8 @@ impl RegisterDesk<'_> {
         self.citizen_id_free(tx, &p.citizen_id, None).await?;
         let now = self.db().now_ms();
         let id: i64 = sqlx::query(
-            "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1) RETURNING id",
+            "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, house_id, area_code, created_at, updated_at, version, population_type, tags) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, $10, $11) RETURNING id",
         )
         .bind(p.citizen_id.expose())
         .bind(&name)
@@ -622,6 +696,8 @@ impl RegisterDesk<'_> {
         .bind(p.house_id)
         .bind(&area)
         .bind(now)
+        .bind(p.population_type.as_str())
+        .bind(PersonTag::join(&p.tags))
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
@@ -631,6 +707,8 @@ impl RegisterDesk<'_> {
         h.diff(tx, "person", id, "phone", None, p.phone.as_ref().map(|x| x.masked()).as_deref()).await?;
         h.diff(tx, "person", id, "ethnicity", None, ethnicity.as_deref()).await?;
         h.row(tx, "person", id, "area_code", None, Some(&area)).await?;
+        h.row(tx, "person", id, "population_type", None, Some(p.population_type.as_str())).await?;
+        h.diff(tx, "person", id, "tags", None, Some(PersonTag::join(&p.tags)).filter(|t| !t.is_empty()).as_deref()).await?;
         if let Some(house) = p.house_id {
             h.row(tx, "person", id, "house_id", None, Some(&house.to_string())).await?;
             self.link_person_in(tx, &h, id, house, Tenure::Lives).await?;
@@ -658,7 +736,7 @@ impl RegisterDesk<'_> {
         let phone = e.phone.as_ref().map(|x| x.as_str().to_string());
         sqlx::query(
             "UPDATE persons SET citizen_id = $1, name = $2, gender = $3, birth_day = $4, phone = $5, ethnicity = $6, updated_at = $7, \
-             version = version + 1 WHERE id = $8",
+             version = version + 1, population_type = $9, tags = $10 WHERE id = $8",
         )
         .bind(e.citizen_id.expose())
         .bind(&name)
@@ -668,6 +746,8 @@ impl RegisterDesk<'_> {
         .bind(&ethnicity)
         .bind(self.db().now_ms())
         .bind(id)
+        .bind(e.population_type.as_str())
+        .bind(PersonTag::join(&e.tags))
         .execute(&mut **tx)
         .await?;
         let h = self.history("person.update");
@@ -679,6 +759,9 @@ impl RegisterDesk<'_> {
             h.row(tx, "person", id, "phone", cur.view.phone_masked.as_deref(), phone.as_deref().map(mask_phone).as_deref()).await?;
         }
         h.diff(tx, "person", id, "ethnicity", cur.view.ethnicity.as_deref(), ethnicity.as_deref()).await?;
+        h.diff(tx, "person", id, "population_type", Some(cur.view.population_type.as_str()), Some(e.population_type.as_str())).await?;
+        let (old_tags, new_tags) = (PersonTag::join(&cur.view.tags), PersonTag::join(&e.tags));
+        h.diff(tx, "person", id, "tags", Some(old_tags.as_str()).filter(|t| !t.is_empty()), Some(new_tags.as_str()).filter(|t| !t.is_empty())).await?;
         self.audit_ok(tx, "person.update", "person", id, "").await?;
         Ok(self.person_in(tx, id).await?.view)
     }
@@ -842,36 +925,86 @@ impl RegisterDesk<'_> {
     /// after the cursor, oldest first. Scope is a code range on `area_code`, which the
     /// (area_code, id) indexes serve.
     async fn list(&self, table: &str, columns: &str, f: &RegisterFilter) -> Result<Vec<AnyRow>, StoreError> {
+        let limit = if f.limit <= 0 { 50 } else { f.limit.min(MAX_PAGE) };
+        self.list_rows(table, columns, f, limit).await
+    }
+
+    /// The rows of [`RegisterDesk::list`], any page size (exports page through with larger
+    /// pages than a screen's).
+    async fn list_rows(&self, table: &str, columns: &str, f: &RegisterFilter, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+        let mut conn = self.db().pool.acquire().await?;
+        self.list_rows_on(&mut conn, table, columns, f, limit).await
+    }
+
+    async fn list_rows_on(&self, conn: &mut sqlx::AnyConnection, table: &str, columns: &str, f: &RegisterFilter, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+        let (sql, args) = self.list_sql(table, columns, f).await?;
+        let sql = format!("{sql} ORDER BY id LIMIT {limit}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            q = match a {
+                Arg::Text(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        Ok(q.fetch_all(&mut *conn).await?)
+    }
+
+    /// `SELECT … WHERE …` of a list (without order and limit), and its arguments.
+    async fn list_sql(&self, table: &str, columns: &str, f: &RegisterFilter) -> Result<(String, Vec<Arg>), StoreError> {
         let root = match &f.area {
             Some(a) if self.s.in_scope(a) => a.clone(),
             Some(a) => return Err(self.s.deny(&format!("{table}.list"), "area", a.as_str()).await),
             None => self.s.who.area.clone(),
         };
-        let limit = if f.limit <= 0 { 50 } else { f.limit.min(MAX_PAGE) };
-        let mut texts = vec![root.to_string()];
+        let mut args = vec![Arg::Text(root.to_string())];
         let mut sql = format!("SELECT {columns} FROM {table} WHERE area_code >= $1");
+        fn push(sql: &mut String, args: &mut Vec<Arg>, cond: &str, a: Arg) {
+            args.push(a);
+            sql.push_str(&cond.replace("$?", &format!("${}", args.len())));
+        }
         if let Some(hi) = crate::incidents::successor(root.as_str()) {
-            texts.push(hi);
-            sql.push_str(" AND area_code < $2");
+            push(&mut sql, &mut args, " AND area_code < $?", Arg::Text(hi));
         }
-        let mut n = texts.len();
-        let mut ints = Vec::new();
         if let Some(h) = f.house_id {
-            n += 1;
-            sql.push_str(&format!(" AND house_id = ${n}"));
-            ints.push(h);
+            push(&mut sql, &mut args, " AND house_id = $?", Arg::Int(h));
         }
-        n += 1;
-        sql.push_str(&format!(" AND id > ${n} ORDER BY id LIMIT {limit}"));
-        ints.push(f.after.unwrap_or(0));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-        for t in &texts {
-            q = q.bind(t.as_str());
+        let like = |t: &str| format!("%{}%", t.trim().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        if table == "persons" {
+            if let Some(n) = f.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                push(&mut sql, &mut args, " AND name LIKE $? ESCAPE '\\'", Arg::Text(like(n)));
+            }
+            if let Some(g) = &f.gender {
+                push(&mut sql, &mut args, " AND gender = $?", Arg::Text(g.clone()));
+            }
+            if let Some(d) = f.born_from {
+                push(&mut sql, &mut args, " AND birth_day >= $?", Arg::Int(d.0));
+            }
+            if let Some(d) = f.born_to {
+                push(&mut sql, &mut args, " AND birth_day <= $?", Arg::Int(d.0));
+            }
+            if let Some(p) = f.population_type {
+                push(&mut sql, &mut args, " AND population_type = $?", Arg::Text(p.as_str().to_string()));
+            }
+            if let Some(t) = f.tag {
+                // Tags are sorted codes joined by commas: match one whole code.
+                push(&mut sql, &mut args, " AND (',' || tags || ',') LIKE $?", Arg::Text(format!("%,{},%", t.as_str())));
+            }
         }
-        for i in ints {
-            q = q.bind(i);
+        if let Some(t) = f.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            match table {
+                "houses" => push(&mut sql, &mut args, " AND address LIKE $? ESCAPE '\\'", Arg::Text(like(t))),
+                "organisations" => {
+                    let l = like(t);
+                    args.push(Arg::Text(l));
+                    let n = args.len();
+                    sql.push_str(&format!(" AND (name LIKE ${n} ESCAPE '\\' OR address LIKE ${n} ESCAPE '\\' OR credit_code LIKE ${n} ESCAPE '\\')"));
+                }
+                "households" => push(&mut sql, &mut args, " AND address LIKE $? ESCAPE '\\'", Arg::Text(like(t))),
+                _ => {}
+            }
         }
-        Ok(q.fetch_all(&self.db().pool).await?)
+        push(&mut sql, &mut args, " AND id > $?", Arg::Int(f.after.unwrap_or(0)));
+        Ok((sql, args))
     }
 
     // ---- houses ----
@@ -1316,6 +1449,105 @@ impl RegisterDesk<'_> {
         drop(conn);
         self.audit_read("household.list", "household", "", &format!("{} rows", out.len())).await?;
         Ok(out)
+    }
+
+    /// The household a person in scope belongs to, if any (with its members).
+    pub async fn household_of(&self, person: i64) -> Result<Option<HouseholdView>, StoreError> {
+        self.person(person).await?;
+        let id: Option<i64> = sqlx::query("SELECT household_id FROM household_members WHERE person_id = $1")
+            .bind(person)
+            .fetch_optional(&self.db().pool)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        match id {
+            Some(id) => self.household(id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    // ---- exports ----
+
+    /// The one connection an export reads all its pages through, so that the store's page
+    /// cache it fills is one connection's, whatever the export's size.
+    pub async fn export_reader(&self) -> Result<ExportReader, StoreError> {
+        Ok(ExportReader(self.db().pool.acquire().await?))
+    }
+
+    /// Start an export of a filtered list: the rows it will hold are counted, and one audit
+    /// row (`register.export`) records the entity, the format, the filter and the count
+    /// before any row leaves. An area outside scope is denied as not found.
+    pub async fn begin_export(&self, entity: ExportEntity, format: &str, filter: &str, f: &RegisterFilter) -> Result<i64, StoreError> {
+        let (sql, args) = self.list_sql(entity.table(), "COUNT(*)", &RegisterFilter { after: None, ..f.clone() }).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            q = match a {
+                Arg::Text(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let n: i64 = q.fetch_one(&self.db().pool).await?.try_get(0)?;
+        let detail = format!("{} {format}, {n} rows; {filter}", entity.table());
+        self.db().audit(self.s.actor.entry("register.export", entity.entity(), "", "ok", &detail)).await?;
+        Ok(n)
+    }
+
+    /// One page of an export of persons (masked, not audited: [`RegisterDesk::begin_export`]
+    /// audits the export), each with the address of the house they live in.
+    pub async fn export_persons(&self, r: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<(PersonView, Option<String>)>, StoreError> {
+        let rows = self.list_rows_on(&mut r.0, "persons", PERSON_COLUMNS, f, limit).await?;
+        let people: Vec<PersonView> = rows.iter().map(|r| person_row(r).map(|p| p.view)).collect::<Result<_, _>>()?;
+        let houses: Vec<String> = people.iter().filter_map(|p| p.house_id).map(|h| h.to_string()).collect();
+        let mut address = std::collections::HashMap::new();
+        if !houses.is_empty() {
+            // Ids from the store, written as numbers.
+            let sql = format!("SELECT id, address FROM houses WHERE id IN ({})", houses.join(", "));
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *r.0).await? {
+                address.insert(r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?);
+            }
+        }
+        Ok(people.into_iter().map(|p| {
+            let a = p.house_id.and_then(|h| address.get(&h).cloned());
+            (p, a)
+        }).collect())
+    }
+
+    /// One page of an export of houses.
+    pub async fn export_houses(&self, r: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseView>, StoreError> {
+        let f = RegisterFilter { house_id: None, ..f.clone() };
+        self.list_rows_on(&mut r.0, "houses", HOUSE_COLUMNS, &f, limit).await?.iter().map(house_row).collect()
+    }
+
+    /// One page of an export of organisations (phones masked).
+    pub async fn export_organisations(&self, r: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<OrganisationView>, StoreError> {
+        self.list_rows_on(&mut r.0, "organisations", ORG_COLUMNS, f, limit).await?.iter().map(|r| org_row(r).map(|o| o.0)).collect()
+    }
+
+    /// One page of an export of households: each with its head's name and masked ID
+    /// number and the number of members, in one query.
+    pub async fn export_households(&self, reader: &mut ExportReader, f: &RegisterFilter, limit: i64) -> Result<Vec<HouseholdLine>, StoreError> {
+        let rows = self.list_rows_on(&mut reader.0, "households", "id, house_id, address, area_code", f, limit).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get::<i64, _>(0).map(|i| i.to_string())).collect::<Result<_, _>>()?;
+        let mut heads = std::collections::HashMap::new();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT m.household_id, COUNT(*) AS n, MAX(CASE WHEN m.relation = 'head' THEN p.name END) AS head, \
+                 MAX(CASE WHEN m.relation = 'head' THEN p.citizen_id END) AS head_id \
+                 FROM household_members m JOIN persons p ON p.id = m.person_id WHERE m.household_id IN ({}) GROUP BY m.household_id",
+                ids.join(", ")
+            );
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *reader.0).await? {
+                let head_id: Option<String> = r.try_get("head_id")?;
+                heads.insert(r.try_get::<i64, _>(0)?, (r.try_get::<i64, _>("n")?, r.try_get::<Option<String>, _>("head")?, head_id.as_deref().map(mask_id_number)));
+            }
+        }
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let (members, head_name, head_citizen_id_masked) = heads.remove(&id).unwrap_or((0, None, None));
+                Ok(HouseholdLine { id, house_id: r.try_get(1)?, address: r.try_get(2)?, area: r.try_get(3)?, members, head_name, head_citizen_id_masked })
+            })
+            .collect()
     }
 
     // ---- organisations ----

@@ -31,6 +31,8 @@ store::on_both_backends!(
     collection_is_scoped_and_refuses_bad_input,
     register_lists_filter_by_name_and_address_and_page,
     collection_demo_seed_works_with_or_without_houses,
+    demo_population_is_plausible,
+    register_lists_filter_persons,
 );
 
 fn code(s: &str) -> AreaCode {
@@ -485,6 +487,8 @@ mod reg {
             ethnicity: Some("汉族".into()),
             house_id: house,
             area: area.map(|a| AreaCode::parse(a).expect("area")),
+            population_type: Default::default(),
+            tags: Vec::new(),
         }
     }
 
@@ -499,7 +503,7 @@ mod reg {
     }
 
     pub fn edit(id: CitizenId, name: &str) -> PersonEdit {
-        PersonEdit { citizen_id: id, name: name.into(), phone: None, ethnicity: None }
+        PersonEdit { citizen_id: id, name: name.into(), phone: None, ethnicity: None, population_type: Default::default(), tags: Vec::new() }
     }
 
     pub fn household(house: i64, members: &[(i64, Relation)]) -> NewHousehold {
@@ -1111,4 +1115,141 @@ async fn collection_demo_seed_works_with_or_without_houses(d: Dialect) {
     let (a, b) = (by_grid(reg::GRID_A), by_grid(reg::GRID_B));
     assert_eq!((a.houses_total, a.houses_visited, a.people_recorded), (3, 1, 4));
     assert_eq!((b.houses_total, b.houses_visited, b.people_recorded), (6, 2, 0));
+}
+
+/// The demo register at a small share: every ID number valid and unique, its birth date and
+/// gender the person's; each household one head; a plausible number of people per house;
+/// ages spread over the pyramid; one history row and one change-log entry per record.
+async fn demo_population_is_plausible(d: Dialect) {
+    use domain::access::{Credential, Principal, Role};
+    use domain::calendar::Day;
+    use domain::population::Population;
+    use domain::register::{CitizenId, PopulationType, Relation};
+    use std::collections::{HashMap, HashSet};
+    let Some(db) = store(d).await else { return };
+    let district = demo::generate(DemoOptions::default()).expect("demo");
+    db.load_demo(&district).await.expect("load");
+    let today = Day::of_instant(db.now_ms());
+    let pop = Population::plan(&district, 7, 0.02, today);
+    assert_eq!(pop.grids().next(), Population::plan(&district, 7, 0.02, today).grids().next(), "deterministic per seed");
+    let seq0 = db.last_change_seq().await.expect("seq");
+    let report = db.load_population(&pop).await.expect("population");
+    // 2 % of 270,000 people, 110,000 houses and 90,000 households.
+    assert!((4_500..=6_500).contains(&report.persons), "{report:?}");
+    assert!((2_000..=2_400).contains(&report.houses), "{report:?}");
+    assert!((1_500..=2_100).contains(&report.households), "{report:?}");
+    assert!(report.organisations >= 20, "{report:?}");
+    let records = report.persons + report.houses + report.households + report.organisations;
+    assert_eq!((db.last_change_seq().await.expect("seq") - seq0) as u64, records, "one change-log entry per record");
+
+    // What was generated: valid, unique numbers matching the person.
+    let mut ids = HashSet::new();
+    let mut floating_outside = 0;
+    let mut ages = [0usize; 3];
+    let mut per_house: HashMap<(String, usize), usize> = HashMap::new();
+    for g in pop.grids() {
+        for p in &g.persons {
+            let id = CitizenId::from_stored(&p.citizen_id).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert!(ids.insert(p.citizen_id.clone()), "ID numbers are unique");
+            assert_eq!(id.birth_date(), p.birth);
+            assert_eq!(id.gender().as_str(), if p.female { "female" } else { "male" });
+            if p.population == PopulationType::Floating && !p.citizen_id.starts_with("43") {
+                floating_outside += 1;
+            }
+            if p.population == PopulationType::Registered {
+                assert!(p.citizen_id.starts_with("4305"), "registered people carry the city's codes");
+            }
+            let age = id.age_on(today);
+            ages[if age < 18 { 0 } else if age < 60 { 1 } else { 2 }] += 1;
+            assert!(age <= 100);
+            *per_house.entry((g.grid.to_string(), p.house)).or_default() += 1;
+            assert!(p.phone.is_none() || age >= 16, "phones for people of 16 and over");
+        }
+        for h in &g.households {
+            assert_eq!(h.members.iter().filter(|m| m.1 == Relation::Head).count(), 1);
+        }
+    }
+    assert!(floating_outside > 100, "floating people from other provinces: {floating_outside}");
+    let n = ids.len();
+    assert_eq!(n as u64, report.persons);
+    assert!(ages.iter().all(|&a| a * 10 > n), "children, adults and elderly each over 10 %: {ages:?}");
+    assert!(per_house.values().all(|&k| (1..=8).contains(&k)), "1 to 8 people per occupied house");
+
+    // What the store holds, through the district operator's desk: the same people, masked.
+    let who = Principal {
+        account_id: 1,
+        username: "op".into(),
+        display_name: "坐席".into(),
+        role: Role::Operator,
+        area: code("430503"),
+        department: None,
+        credential: Credential::Token(1),
+        must_change_password: false,
+    };
+    let s = db.scoped(&who, store::audit::Actor::of(&who, "op-1", "127.0.0.1"));
+    let desk = s.register().expect("operators read the register");
+    let mut after = None;
+    let mut seen = 0usize;
+    let mut first = None;
+    loop {
+        let page = desk.persons(&store::register::RegisterFilter { after, limit: 500, ..Default::default() }).await.expect("persons");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for p in &page {
+            assert!(p.citizen_id_masked.contains("********"), "masked");
+            first.get_or_insert(p.id);
+        }
+        seen += page.len();
+    }
+    assert_eq!(seen, n);
+    let mut heads_ok = 0;
+    let households = desk.households(&store::register::RegisterFilter { limit: 500, ..Default::default() }).await.expect("households");
+    for h in &households {
+        assert_eq!(h.members.iter().filter(|m| m.relation == Relation::Head).count(), 1, "household {}", h.id);
+        assert_eq!(h.members[0].relation, Relation::Head);
+        heads_ok += 1;
+    }
+    assert_eq!(heads_ok, 500.min(report.households as usize));
+    let history = desk.history_of("person", first.expect("a person")).await.expect("history");
+    assert_eq!(history.iter().map(|h| (h.action.as_str(), h.field.as_str())).collect::<Vec<_>>(), [("demo", "record")]);
+    // The person's links: lives in the house, and an owner or renter is linked as such.
+    let links = desk.person_houses(first.expect("a person")).await.expect("links");
+    assert!(links.iter().any(|l| l.1 == store::register::Tenure::Lives));
+}
+
+/// The persons list narrows by name, gender, age (birth days), population type and tag.
+async fn register_lists_filter_persons(d: Dialect) {
+    use domain::access::Role;
+    use domain::register::{PersonTag, PopulationType};
+    use store::register::RegisterFilter;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let p = reg::who(1, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&p, reg::actor(&p));
+    let desk = s.register().expect("desk");
+    let h = desk.create_house(reg::house("红旗路 12 号", reg::GRID_A)).await.expect("house");
+    let old = desk.create_person(reg::person(reg::cid("19400101", 11), "张桂英", Some(h.id), None)).await.expect("old");
+    let mut young = reg::person(reg::cid("20000101", 33), "张伟", Some(h.id), None);
+    young.population_type = PopulationType::Floating;
+    young.tags = vec![PersonTag::Veteran];
+    let young = desk.create_person(young).await.expect("young");
+    assert_eq!((young.population_type, young.tags.as_slice()), (PopulationType::Floating, &[PersonTag::Veteran][..]));
+    let other = desk.create_person(reg::person(reg::cid("19800101", 22), "李_娜%", Some(h.id), None)).await.expect("other");
+    let ids = |v: Vec<store::register::PersonView>| v.iter().map(|p| p.id).collect::<Vec<_>>();
+    let q = |f: RegisterFilter| RegisterFilter { limit: 100, ..f };
+    assert_eq!(ids(desk.persons(&q(RegisterFilter { name: Some("张".into()), ..Default::default() })).await.expect("list")), [old.id, young.id]);
+    // LIKE wildcards in the text are plain characters.
+    assert_eq!(ids(desk.persons(&q(RegisterFilter { name: Some("_娜%".into()), ..Default::default() })).await.expect("list")), [other.id]);
+    assert!(desk.persons(&q(RegisterFilter { name: Some("%".into()), gender: Some("female".into()), ..Default::default() })).await.expect("list").iter().all(|p| p.id == other.id));
+    let born = |y| domain::calendar::Day::from_ymd(y, 1, 1);
+    assert_eq!(ids(desk.persons(&q(RegisterFilter { born_from: born(1970), born_to: born(1990), ..Default::default() })).await.expect("list")), [other.id]);
+    assert_eq!(ids(desk.persons(&q(RegisterFilter { population_type: Some(PopulationType::Floating), ..Default::default() })).await.expect("list")), [young.id]);
+    assert_eq!(ids(desk.persons(&q(RegisterFilter { tag: Some(PersonTag::Veteran), ..Default::default() })).await.expect("list")), [young.id]);
+    assert_eq!(ids(desk.persons(&q(RegisterFilter { gender: Some("male".into()), ..Default::default() })).await.expect("list")), [old.id, young.id]);
+    // An update changes the kind and tags, with history.
+    let e = store::register::PersonEdit { population_type: PopulationType::Resident, tags: vec![PersonTag::ElderlyAlone], ..reg::edit(reg::cid("19400101", 11), "张桂英") };
+    let v = desk.update_person(old.id, old.version, e).await.expect("update");
+    assert_eq!((v.population_type, v.tags.as_slice()), (PopulationType::Resident, &[PersonTag::ElderlyAlone][..]));
+    let hist = desk.history_of("person", old.id).await.expect("history");
+    assert!(hist.iter().any(|r| r.field == "tags" && r.new_value.as_deref() == Some("elderly_alone")));
+    assert!(hist.iter().any(|r| r.field == "population_type" && r.old_value.as_deref() == Some("registered") && r.new_value.as_deref() == Some("resident")));
 }

@@ -12,6 +12,7 @@
 //! - [`credit_code`]: [`CreditCode`] (统一社会信用代码, GB 32100, GB 11714).
 //! - [`phone`]: mainland mobile numbers as people type them into sheets.
 //! - [`headers`]: header aliases and the header-row finder.
+//! - [`kind`]: [`PopulationType`] (户籍/常住/流动) and [`PersonTag`] (独居老人 …).
 //! - [`relation`]: [`Relation`] to the head of household (与户主关系).
 //! - [`rows`]: the check of one imported row of a persons, houses or organisations
 //!   sheet, each finding by field, column and severity.
@@ -19,6 +20,7 @@
 pub mod citizen_id;
 pub mod credit_code;
 pub mod headers;
+pub mod kind;
 pub mod phone;
 pub mod relation;
 pub mod rows;
@@ -27,6 +29,7 @@ pub mod text;
 pub use citizen_id::{CitizenId, Gender, KnownAddressCodes};
 pub use credit_code::CreditCode;
 pub use headers::{HeaderFields, HeaderRow, HouseField, OrganisationField, PersonField, find_header_row, header_field};
+pub use kind::{PersonTag, PopulationType};
 pub use phone::parse_mobile;
 pub use relation::Relation;
 pub use rows::{

@@ -68,6 +68,26 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
         app.db.place_incident_for_tests(id, grid).await.expect("place");
         incidents.push(id);
     }
+    // The register: a house, a person, a household and an organisation in grid B and in the
+    // other street, made by their own grid workers.
+    let mut register = Vec::new();
+    for (n, grid) in [&p.grid_b, &p.other_street_grid].into_iter().enumerate() {
+        let w = app.user(&format!("reg.{n}"), Role::GridWorker, grid).await;
+        let (house, person) = crate::register::house_and_person(&app, &w, grid, "外网格人", &crate::register::cid("19800101", 11 + 2 * n as u32)).await;
+        let hh = app
+            .send(Req::new(Method::POST, "/api/v1/households").token(&w.token).json(json!({"house_id": house, "members": [{"person_id": person, "relation": "head"}]})))
+            .await
+            .json()["id"]
+            .as_i64()
+            .expect("household");
+        let org = app
+            .send(Req::new(Method::POST, "/api/v1/organisations").token(&w.token).json(json!({"name": "外网格店", "credit_code": crate::register::credit(10 + n as u32), "house_id": house})))
+            .await
+            .json()["id"]
+            .as_i64()
+            .expect("organisation");
+        register.push((grid.clone(), house, person, hh, org));
+    }
     for (k, role) in Role::ALL.into_iter().enumerate() {
         let me = app.user(&format!("a.{k}"), role, &p.grid_a).await;
         let mut attempts: Vec<Req> = Vec::new();
@@ -88,6 +108,41 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
             attempts.push(Req::new(Method::GET, &format!("/api/v1/incidents/{id}")));
             attempts.push(Req::new(Method::POST, &format!("/api/v1/incidents/{id}/transitions")).json(json!({"action": "void", "version": 1})));
         }
+        // Every register route, on grid B's and the other street's records.
+        for (grid, house, person, hh, org) in &register {
+            let person_body = json!({"version": 1, "citizen_id": crate::register::cid("19800101", 11), "name": "冒名"});
+            let house_body = json!({"version": 1, "address": "冒名路", "area": grid});
+            let org_body = json!({"version": 1, "name": "冒名", "credit_code": crate::register::credit(99), "area": grid});
+            attempts.extend([
+                Req::new(Method::GET, &format!("/api/v1/persons?area={grid}")),
+                Req::new(Method::GET, &format!("/api/v1/persons/export?format=csv&area={grid}")),
+                Req::new(Method::POST, "/api/v1/persons").json(json!({"citizen_id": crate::register::cid("19900101", 55), "name": "冒名", "house_id": house})),
+                Req::new(Method::GET, &format!("/api/v1/persons/{person}")),
+                Req::new(Method::PUT, &format!("/api/v1/persons/{person}")).json(person_body),
+                Req::new(Method::POST, &format!("/api/v1/persons/{person}/move")).json(json!({"to_house": house, "version": 1})),
+                Req::new(Method::GET, &format!("/api/v1/persons/{person}/history")),
+                Req::new(Method::POST, &format!("/api/v1/persons/{person}/unmask")).json(json!({"field": "citizen_id", "reason": "查看"})),
+                Req::new(Method::GET, &format!("/api/v1/houses?area={grid}")),
+                Req::new(Method::GET, &format!("/api/v1/houses/export?format=xlsx&area={grid}")),
+                Req::new(Method::GET, &format!("/api/v1/houses/{house}")),
+                Req::new(Method::PUT, &format!("/api/v1/houses/{house}")).json(house_body),
+                Req::new(Method::GET, &format!("/api/v1/houses/{house}/persons")),
+                Req::new(Method::GET, &format!("/api/v1/houses/{house}/history")),
+                Req::new(Method::GET, &format!("/api/v1/households?area={grid}")),
+                Req::new(Method::GET, &format!("/api/v1/households/export?format=csv&area={grid}")),
+                Req::new(Method::POST, "/api/v1/households").json(json!({"house_id": house, "members": [{"person_id": person, "relation": "head"}]})),
+                Req::new(Method::GET, &format!("/api/v1/households/{hh}")),
+                Req::new(Method::PUT, &format!("/api/v1/households/{hh}/members")).json(json!({"version": 1, "members": [{"person_id": person, "relation": "head"}]})),
+                Req::new(Method::GET, &format!("/api/v1/households/{hh}/history")),
+                Req::new(Method::GET, &format!("/api/v1/organisations?area={grid}")),
+                Req::new(Method::GET, &format!("/api/v1/organisations/export?format=csv&area={grid}")),
+                Req::new(Method::POST, "/api/v1/organisations").json(json!({"name": "冒名", "credit_code": crate::register::credit(98), "house_id": house})),
+                Req::new(Method::GET, &format!("/api/v1/organisations/{org}")),
+                Req::new(Method::PUT, &format!("/api/v1/organisations/{org}")).json(org_body),
+                Req::new(Method::GET, &format!("/api/v1/organisations/{org}/history")),
+            ]);
+        }
+        attempts.push(Req::new(Method::GET, "/api/v1/persons/999999"));
         attempts.push(Req::new(Method::PUT, "/api/v1/calendar/2026-12-31").json(json!({"kind": "holiday", "name": "冒名"})));
         // Ids that exist nowhere answer exactly the same.
         attempts.push(Req::new(Method::GET, "/api/v1/accounts/999999"));
@@ -107,6 +162,12 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
     for o in &outsiders {
         let acc = app.db.account_by_id(o.id).await.expect("read").expect("account");
         assert!(acc.active && acc.role != Role::Admin || acc.username == "far.admin");
+    }
+    for (_, house, person, hh, org) in &register {
+        let v = app.get(&format!("/api/v1/persons/{person}")).await.json();
+        assert_eq!((v["person"]["name"].as_str(), v["person"]["version"].as_i64(), v["person"]["house_id"].as_i64()), (Some("外网格人"), Some(1), Some(*house)));
+        assert_eq!(app.get(&format!("/api/v1/households/{hh}")).await.json()["members"].as_array().map(Vec::len), Some(1));
+        assert_eq!(app.get(&format!("/api/v1/organisations/{org}")).await.json()["name"], "外网格店");
     }
     let team = app.get(&format!("/api/v1/areas/{}", p.grid_b)).await.json();
     assert!(team["team"].as_array().expect("team").iter().all(|m| m["name"] != "冒名"));

@@ -8,6 +8,7 @@ mod open311;
 mod register_screens;
 mod screens;
 mod kpis;
+mod register;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body as sent (for binary answers such as an .xlsx).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -194,7 +197,7 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), 64 << 20).await.expect("body");
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes: bytes.to_vec() }
     }
 
     /// GET as the district operator.

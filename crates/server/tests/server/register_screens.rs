@@ -96,6 +96,8 @@ async fn person_in(app: &TestApp, who: &TestUser, house: i64, name: &str, id: &s
         ethnicity: None,
         house_id: Some(house),
         area: None,
+        population_type: Default::default(),
+        tags: Vec::new(),
     };
     s.register().expect("desk").create_person(n).await.expect("person").id
 }
@@ -164,7 +166,7 @@ async fn a_worker_adds_a_person_through_the_form(d: Dialect) {
     let id = cid("19850615", 123);
     // Typed as people type: spaces, a phone with separators.
     let spaced = format!("{} {} {}", &id[..6], &id[6..14], &id[14..]);
-    let r = mobile.post(&format!("/m/register/houses/{house}/persons"), &[("name", "陈晓明"), ("citizen_id", &spaced), ("phone", "139-0739-8888"), ("ethnicity", "汉族")]).await;
+    let r = mobile.post(&format!("/m/register/houses/{house}/persons"), &[("name", "陈晓明"), ("citizen_id", &spaced), ("phone", "139-0739-8888"), ("ethnicity", "汉族"), ("population_type", "floating")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(r.location().is_some_and(|l| l.starts_with(&format!("/m/register/houses/{house}?added="))));
     let page = mobile.get(r.location().expect("location")).await;
@@ -178,6 +180,8 @@ async fn a_worker_adds_a_person_through_the_form(d: Dialect) {
     // Editing keeps the ID number when the field is left empty.
     let list = mobile.get(&format!("/register/persons?name={}", crate::urlencode("陈晓明"))).await;
     let person = first_id(&list.body, "href=\"/register/persons/");
+    let detail = mobile.get(&format!("/register/persons/{person}")).await;
+    assert!(detail.body.contains("<dd>流动人口</dd>"), "the form's 人口类型 is stored: {}", detail.body);
     let r = mobile.post(&format!("/m/register/persons/{person}"), &[("name", "陈小明"), ("citizen_id", ""), ("phone", ""), ("ethnicity", "汉族"), ("version", "1")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let detail = mobile.get(&format!("/register/persons/{person}")).await;

@@ -220,21 +220,6 @@ impl RegisterDesk<'_> {
             .collect::<Result<_, _>>()?;
         self.households_by_id(&ids).await
     }
-
-    /// The household a person in scope belongs to, if any.
-    pub async fn household_of(&self, person: i64) -> Result<Option<HouseholdView>, StoreError> {
-        self.person(person).await?;
-        let id: Option<i64> = sqlx::query("SELECT household_id FROM household_members WHERE person_id = $1")
-            .bind(person)
-            .fetch_optional(&self.db().pool)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        match id {
-            Some(id) => Ok(self.households_by_id(&[id]).await?.into_iter().next()),
-            None => Ok(None),
-        }
-    }
 }
 
 /// The fields of a form that edits a person without showing the full ID number or phone:
@@ -246,6 +231,8 @@ pub struct PersonFormEdit {
     /// `None`: keep; `Some(None)`: remove; `Some(Some(p))`: set.
     pub phone: Option<Option<domain::Phone>>,
     pub ethnicity: Option<String>,
+    /// `None` keeps the stored 人口类型.
+    pub population_type: Option<domain::register::PopulationType>,
 }
 
 impl RegisterDesk<'_> {
@@ -263,7 +250,7 @@ impl RegisterDesk<'_> {
                 Some(p) => p,
                 None => cur.phone.as_deref().map(domain::Phone::parse).transpose().map_err(|_| super::corrupt("persons.phone"))?,
             };
-            let edit = super::PersonEdit { citizen_id, name: f.name, phone, ethnicity: f.ethnicity };
+            let edit = super::PersonEdit { citizen_id, name: f.name, phone, ethnicity: f.ethnicity, population_type: f.population_type.unwrap_or(cur.view.population_type), tags: cur.view.tags.clone() };
             self.update_person_in(&mut tx, id, version, edit).await
         }
         .await;
