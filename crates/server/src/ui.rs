@@ -125,6 +125,12 @@ impl Chrome {
     pub fn takes_intake(&self) -> bool {
         self.user.as_ref().is_some_and(|u| matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead))
     }
+    /// Reads the register (its search): grid staff, community and street staff, the command centre.
+    pub fn reads_register(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| {
+            store::register::register_writes(u.role) || matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead)
+        })
+    }
     /// A word whose key is a prefix and a value, e.g. `warning.` and `red`.
     pub fn tk(&self, prefix: &str, value: &str) -> &'static str {
         self.lang.t(&format!("{prefix}{value}"))

@@ -16,6 +16,7 @@ pub mod history;
 pub mod incidents;
 pub mod kpis;
 pub mod register;
+pub mod search;
 pub mod index;
 mod intake;
 pub mod scoped;

@@ -464,7 +464,12 @@ impl RegisterDesk<'_> {
         self.s.db
     }
 
-    fn in_scope(&self, area: &str) -> bool {
+    /// The caller's handle (for the search in `store::search`).
+    pub(crate) fn scoped(&self) -> &Scoped<'_> {
+        self.s
+    }
+
+    pub(crate) fn in_scope(&self, area: &str) -> bool {
         AreaCode::parse(area).is_ok_and(|c| self.s.in_scope(&c))
     }
 
@@ -501,7 +506,7 @@ impl RegisterDesk<'_> {
         changes::append(self.s.db, tx, entity, &id.to_string(), Op::Upsert).await
     }
 
-    async fn audit_read(&self, action: &str, entity: &str, id: &str, detail: &str) -> Result<(), StoreError> {
+    pub(crate) async fn audit_read(&self, action: &str, entity: &str, id: &str, detail: &str) -> Result<(), StoreError> {
         if self.db().audit_reads() {
             self.db().audit(self.s.actor.entry(action, entity, id, "ok", detail)).await?;
         }
