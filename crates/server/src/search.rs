@@ -274,7 +274,11 @@ async fn page(State(state): State<AppState>, UiCaller(me): UiCaller, ctx: Ctx, p
     let results = results_for(&state, &me, ctx.lang, &q).await;
     let digits = q.chars().filter(char::is_ascii_digit).count();
     let shown = if digits >= 7 { String::new() } else { q };
-    let c = Chrome::for_user(&ctx, &me, "search", ctx.lang.t("search.title"));
+    let mut c = Chrome::for_user(&ctx, &me, "search", ctx.lang.t("search.title"));
+    if digits >= 7 {
+        // Nor in the language switch's link back here.
+        c.path = "/register/search".into();
+    }
     Ok(render(&Page { c, q: shown, results }))
 }
 

@@ -7,6 +7,7 @@ mod incidents;
 mod open311;
 mod screens;
 mod kpis;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
