@@ -15,7 +15,7 @@
 //! current, input valid) → the rows are written → one `register_history` row per changed
 //! field (who, when, the action, the entity, old and new values; the citizen ID number and
 //! phones are stored there masked) → one audit row → one change-log entry per changed
-//! entity (a future search index follows them) → commit. Anything refused rolls the
+//! entity (the search index, `store::search`, follows them) → commit. Anything refused rolls the
 //! transaction back, so nothing of it is stored; an object out of scope is then denied
 //! (a `denied` audit row, written after the rollback) and answered as not found.
 //!

@@ -416,17 +416,14 @@ impl TextIndex {
         }
         let Some(p) = rarest else { return };
         let qs: String = q.iter().collect();
-        let two = q.len() == 2;
         p.for_each(|ord| {
             if !keep(ord) {
                 return;
             }
             let t = self.text(ord);
-            if two || t.contains(&qs) {
-                let chars: Vec<char> = t.chars().collect();
-                if let Some((class, extra)) = class_of(&chars, q) {
-                    f(ord, class, extra);
-                }
+            if let Some(at) = t.find(&qs) {
+                let extra = (t.chars().count() - q.len()) as u32;
+                f(ord, if extra == 0 { 0 } else if at == 0 { 1 } else { 2 }, extra);
             }
         });
     }
@@ -808,8 +805,10 @@ fn take_groups<'a>(
     k: usize,
     mut out: impl FnMut(u32, u8, u32),
 ) {
-    groups.sort_unstable();
+    // A key listed more than once (a name with several spellings) counts at its best.
+    groups.sort_unstable_by_key(|g| (g.2, g.0, g.1));
     groups.dedup_by_key(|g| g.2);
+    groups.sort_unstable();
     let mut taken = 0;
     let mut i = 0;
     while i < groups.len() && taken < k {
