@@ -46,7 +46,6 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::StoreError;
-use crate::changes::Op;
 use crate::db::Db;
 use crate::register::RegisterDesk;
 
@@ -1035,6 +1034,7 @@ impl Snapshot {
 pub struct SearchIndex {
     state: tokio::sync::Mutex<i64>,
     current: RwLock<Arc<Snapshot>>,
+    rebuilding: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -1052,6 +1052,7 @@ impl SearchIndex {
         Ok(SearchIndex {
             state: tokio::sync::Mutex::new(seq),
             current: RwLock::new(Arc::new(Snapshot { base: Arc::new(base), delta: Arc::new(Delta::default()), seq })),
+            rebuilding: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -1071,18 +1072,9 @@ impl SearchIndex {
         }
     }
 
-    /// Refresh only when the change log has moved past the snapshot: one cheap query
-    /// when nothing changed. A search calls this first, so a write is found by the next
-    /// search of the same server.
-    pub async fn catch_up(&self, db: &Db) -> Result<(), StoreError> {
-        if db.last_change_seq().await? > self.snapshot().seq {
-            self.refresh(db).await?;
-        }
-        Ok(())
-    }
-
     /// Apply every register change logged since the last refresh to the overlay. Returns
-    /// how many entities were re-read.
+    /// how many entities were re-read. A backlog of more than [`BULK`] register changes
+    /// (an import, a demo) rebuilds the base instead of re-reading rows one by one.
     pub async fn refresh(&self, db: &Db) -> Result<usize, StoreError> {
         let mut last = self.state.lock().await;
         let cur = self.snapshot();
@@ -1091,16 +1083,14 @@ impl SearchIndex {
         loop {
             let batch = db.changes_since(*last, 5000).await?;
             let Some(end) = batch.last().map(|c| c.seq) else { break };
-            let mut keys: Vec<(&str, i64, Op)> = Vec::new();
-            for c in &batch {
-                if let ("person" | "house" | "organisation", Ok(id)) = (c.entity.as_str(), c.key.parse::<i64>()) {
-                    keys.push((c.entity.as_str(), id, c.op));
-                }
+            let keys = register_keys(&batch);
+            if keys.len() > BULK {
+                drop(last);
+                self.compact(db).await?;
+                return Ok(applied + keys.len());
             }
-            keys.sort_unstable_by_key(|k| (k.0, k.1));
-            keys.dedup_by_key(|k| (k.0, k.1));
             let d = delta.get_or_insert_with(|| (*cur.delta).clone());
-            for (entity, id, _) in &keys {
+            for (entity, id) in &keys {
                 reload(db, d, entity, *id).await?;
             }
             applied += keys.len();
@@ -1114,14 +1104,30 @@ impl SearchIndex {
         Ok(applied)
     }
 
+    /// Whether the base is being rebuilt (a search then answers from the snapshot it has).
+    pub fn is_rebuilding(&self) -> bool {
+        self.rebuilding.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether the overlay has grown enough that the base should be rebuilt.
     pub fn wants_compaction(&self) -> bool {
         self.snapshot().delta.len() > COMPACT_AFTER
     }
 
-    /// Rebuild the base from the store (readers keep the old snapshot meanwhile), then
-    /// re-read what changed during the rebuild into a fresh overlay.
+    /// Rebuild the base from the store without holding the follower's lock (readers and
+    /// searches keep the old snapshot meanwhile), then re-read what changed during the
+    /// rebuild into a fresh overlay. One rebuild at a time; a second caller returns at once.
     pub async fn compact(&self, db: &Db) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.rebuilding.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Ok(());
+        }
+        let r = self.compact_now(db).await;
+        self.rebuilding.store(false, Ordering::Release);
+        r
+    }
+
+    async fn compact_now(&self, db: &Db) -> Result<(), StoreError> {
         let seq = db.last_change_seq().await?;
         let base = Arc::new(Base::load(db).await?);
         let mut last = self.state.lock().await;
@@ -1130,10 +1136,8 @@ impl SearchIndex {
         loop {
             let batch = db.changes_since(from, 5000).await?;
             let Some(end) = batch.last().map(|c| c.seq) else { break };
-            for c in &batch {
-                if let ("person" | "house" | "organisation", Ok(id)) = (c.entity.as_str(), c.key.parse::<i64>()) {
-                    reload(db, &mut d, &c.entity, id).await?;
-                }
+            for (entity, id) in register_keys(&batch) {
+                reload(db, &mut d, entity, id).await?;
             }
             from = end;
         }
@@ -1141,6 +1145,28 @@ impl SearchIndex {
         self.publish(Snapshot { base, delta: Arc::new(d), seq: *last });
         Ok(())
     }
+}
+
+/// Above this many register changes in one batch of the log, the base is rebuilt.
+pub const BULK: usize = 2_000;
+
+/// The persons, houses and organisations a batch of changes names, each once.
+fn register_keys(batch: &[crate::changes::Change]) -> Vec<(&'static str, i64)> {
+    let mut keys: Vec<(&'static str, i64)> = batch
+        .iter()
+        .filter_map(|c| {
+            let entity = match c.entity.as_str() {
+                "person" => "person",
+                "house" => "house",
+                "organisation" => "organisation",
+                _ => return None,
+            };
+            c.key.parse::<i64>().ok().map(|id| (entity, id))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// Read one entity's current row into the overlay (`None` when it no longer exists).
@@ -1220,20 +1246,39 @@ impl RegisterDesk<'_> {
         let db = self.scoped().db;
         let q = Query::parse(raw, Day::of_instant(db.now_ms()))?;
         let limit = if limit == 0 { DEFAULT_LIMIT } else { limit.min(MAX_LIMIT) };
-        index.catch_up(db).await?;
-        let snap = index.snapshot();
         let prefix = self.scoped().principal().area.as_str().to_string();
-        // A few more than asked: a candidate whose row changed since is dropped.
-        let cands = snap.search(&q, &prefix, kind, limit + 5);
-        let hits = self.hits(&q, &cands, limit).await?;
+        // The rows are read together with the change log's newest sequence number: when
+        // the log has moved past the snapshot (a write of this or another server that the
+        // follower has not applied yet), the index catches up and the search runs again.
+        // So a write is found by the next search, at the cost of no extra query when
+        // nothing changed.
+        let mut attempt = 0;
+        let hits = loop {
+            let snap = index.snapshot();
+            // A few more than asked: a candidate whose row changed since is dropped.
+            let cands = snap.search(&q, &prefix, kind, limit + 5);
+            let (hits, seq) = self.hits(&q, &cands, limit).await?;
+            if seq <= snap.seq || attempt == 1 || index.is_rebuilding() {
+                break hits;
+            }
+            index.refresh(db).await?;
+            attempt += 1;
+        };
         let detail = format!("q={} kind={} hits={}", q.audit_text(), kind.map_or("all", SearchKind::as_str), hits.len());
         self.audit_read("register.search", "register", "", &detail).await?;
         Ok(hits)
     }
 
     /// Read, check and mask the candidates' rows, in the candidates' order.
-    async fn hits(&self, q: &Query, cands: &[Candidate], limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+    async fn hits(&self, q: &Query, cands: &[Candidate], limit: usize) -> Result<(Vec<SearchHit>, i64), StoreError> {
         let db = self.scoped().db;
+        const SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) FROM change_log) AS log_seq";
+        let mut seq: Option<i64> = None;
+        let mut see = |r: &sqlx::any::AnyRow| -> Result<(), StoreError> {
+            let v: i64 = r.try_get("log_seq")?;
+            seq = Some(seq.map_or(v, |s: i64| s.max(v)));
+            Ok(())
+        };
         let ids = |k: SearchKind| -> String {
             let v: Vec<String> = cands.iter().filter(|c| c.kind == k).map(|c| c.id.to_string()).collect();
             v.join(",")
@@ -1242,9 +1287,10 @@ impl RegisterDesk<'_> {
         let persons = ids(SearchKind::Person);
         if !persons.is_empty() {
             let sql = format!(
-                "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address FROM persons p LEFT JOIN houses h ON h.id = p.house_id WHERE p.id IN ({persons})"
+                "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address, {SEQ} FROM persons p LEFT JOIN houses h ON h.id = p.house_id WHERE p.id IN ({persons})"
             );
             for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
+                see(&r)?;
                 let id: i64 = r.try_get(0)?;
                 let cid: String = r.try_get(1)?;
                 let phone: Option<String> = r.try_get(3)?;
@@ -1273,8 +1319,9 @@ impl RegisterDesk<'_> {
         }
         let houses = ids(SearchKind::House);
         if !houses.is_empty() {
-            let sql = format!("SELECT id, address, area_code, house_use FROM houses WHERE id IN ({houses})");
+            let sql = format!("SELECT id, address, area_code, house_use, {SEQ} FROM houses WHERE id IN ({houses})");
             for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
+                see(&r)?;
                 let id: i64 = r.try_get(0)?;
                 let address: String = r.try_get(1)?;
                 let highlights = span_in(&address, &q.chars).map(|(s, e)| vec![Highlight { field: "title", start: s, end: e }]).unwrap_or_default();
@@ -1297,8 +1344,9 @@ impl RegisterDesk<'_> {
         }
         let orgs = ids(SearchKind::Organisation);
         if !orgs.is_empty() {
-            let sql = format!("SELECT id, name, credit_code, address, area_code FROM organisations WHERE id IN ({orgs})");
+            let sql = format!("SELECT id, name, credit_code, address, area_code, {SEQ} FROM organisations WHERE id IN ({orgs})");
             for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
+                see(&r)?;
                 let id: i64 = r.try_get(0)?;
                 let name: String = r.try_get(1)?;
                 let code: String = r.try_get(2)?;
@@ -1327,6 +1375,11 @@ impl RegisterDesk<'_> {
                 );
             }
         }
+        // No rows read (or none found): ask the log alone.
+        let seq = match seq {
+            Some(s) => s,
+            None => db.last_change_seq().await?,
+        };
         let mut out = Vec::new();
         for c in cands {
             let Some(mut hit) = rows.remove(&(c.kind, c.id)) else { continue };
@@ -1340,7 +1393,7 @@ impl RegisterDesk<'_> {
                 break;
             }
         }
-        Ok(out)
+        Ok((out, seq))
     }
 
 }

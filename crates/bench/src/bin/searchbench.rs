@@ -156,7 +156,9 @@ async fn run(n: u64, nq: usize, pg_budget: Duration) -> Result<(), Failure> {
             // Unique by construction: 29,200 birth days × a sequence from k.
             let day = Day(base_day + (k % 29_200) as i64);
             let (y, m, d) = day.ymd();
-            let seq = (k / 29_200) * 2 + u64::from(!female);
+            // The sequence (odd: male) spread over 000-999, unique per birth day: 337 is
+            // prime to 500, so j ↦ (337 j + c) mod 500 is one-to-one for j < 500.
+            let seq = ((k / 29_200) * 337 + (k % 29_200) * 7) % 500 * 2 + u64::from(!female);
             let code = if rng.below(10) < 8 { "430503" } else { ["430502", "430511", "430521", "430522"][rng.below(4)] };
             let body = format!("{code}{y:04}{m:02}{d:02}{:03}", seq % 1000);
             let cid = format!("{body}{}", id_check_character(&body).ok_or("digits")?);
