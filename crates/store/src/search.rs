@@ -735,6 +735,9 @@ pub struct Query {
     phone_suffix: Option<String>,
     /// Any non-ASCII character: a name query.
     cjk: bool,
+    /// Only digits (and a final X): a number (ID or phone suffix, credit code), not an
+    /// address or a name fragment.
+    number: bool,
 }
 
 impl Query {
@@ -761,7 +764,7 @@ impl Query {
         let phone_suffix = (digits && (4..=11).contains(&n)).then(|| text.clone());
         let pinyin = chars.iter().all(char::is_ascii_alphabetic).then(|| text.to_ascii_lowercase());
         let cjk = chars.iter().any(|c| !c.is_ascii());
-        Ok(Query { chars, pinyin, id_suffix, phone_suffix, cjk })
+        Ok(Query { chars, pinyin, id_suffix, phone_suffix, cjk, number: id_like })
     }
 
     /// The query as it may be written to the audit trail: a long run of digits (an ID
@@ -899,7 +902,13 @@ impl Snapshot {
         if let Some(s) = &q.phone_suffix {
             suffix(&b.phone_keys, &b.phone_ords, s, 11, 10, Field::Phone);
         }
-        // Addresses: the houses that match, then the people living in them.
+        // Addresses: the houses that match, then the people living in them. A number
+        // (digits only) is an ID or phone suffix, not an address fragment: digit pairs are
+        // in nearly every address, and a search for one would scan them all.
+        if q.number {
+            self.overlay_persons(q, prefix, out);
+            return;
+        }
         let mut groups = Vec::new();
         b.addresses.find(&q.chars, |h| !d.houses.contains_key(&b.h_ids[h as usize]), |h, class, extra| groups.push((class, extra, h)));
         take_groups(groups, |h| b.by_house.get(h), ok, k, |o, c, e| push(out, o, c, e, Field::Address));
@@ -915,7 +924,12 @@ impl Snapshot {
                 }
             }
         }
-        // The overlay.
+        self.overlay_persons(q, prefix, out);
+    }
+
+    /// The overlay's persons that match.
+    fn overlay_persons(&self, q: &Query, prefix: &str, out: &mut Vec<Candidate>) {
+        let d = &*self.delta;
         for (id, doc) in &d.persons {
             let Some(p) = doc else { continue };
             if !p.area.starts_with(prefix) {
@@ -947,7 +961,8 @@ impl Snapshot {
             {
                 offer(u8::from(s.len() != 11), (11 - s.len()) as u32, Field::Phone);
             }
-            if let Some(addr) = p.house_id.and_then(|h| self.address_of(h))
+            if !q.number
+                && let Some(addr) = p.house_id.and_then(|h| self.address_of(h))
                 && let Some((c, e)) = class_of(&addr, &q.chars)
             {
                 offer(c, e, Field::Address);
@@ -971,6 +986,9 @@ impl Snapshot {
     }
 
     fn houses(&self, q: &Query, prefix: &str, k: usize, out: &mut Vec<Candidate>) {
+        if q.number {
+            return;
+        }
         let b = &*self.base;
         let d = &*self.delta;
         let (lo, hi) = b.scope(prefix);
@@ -1006,6 +1024,9 @@ impl Snapshot {
         };
         let mut found: Vec<Candidate> = Vec::new();
         for (index, field) in [(&b.o_names, Field::Name), (&b.o_codes, Field::CreditCode)] {
+            if q.number && field == Field::Name {
+                continue;
+            }
             index.find(&q.chars, ok, |o, class, extra| {
                 found.push(Candidate { class, extra, kind: SearchKind::Organisation, id: b.o_ids[o as usize], field });
             });
@@ -1016,6 +1037,9 @@ impl Snapshot {
                 continue;
             }
             for (text, field) in [(&o.name, Field::Name), (&o.code, Field::CreditCode)] {
+                if q.number && field == Field::Name {
+                    continue;
+                }
                 if let Some((class, extra)) = class_of(text, &q.chars) {
                     found.push(Candidate { class, extra, kind: SearchKind::Organisation, id: *id, field });
                 }
@@ -1272,107 +1296,90 @@ impl RegisterDesk<'_> {
     /// Read, check and mask the candidates' rows, in the candidates' order.
     async fn hits(&self, q: &Query, cands: &[Candidate], limit: usize) -> Result<(Vec<SearchHit>, i64), StoreError> {
         let db = self.scoped().db;
-        const SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) FROM change_log) AS log_seq";
-        let mut seq: Option<i64> = None;
-        let mut see = |r: &sqlx::any::AnyRow| -> Result<(), StoreError> {
-            let v: i64 = r.try_get("log_seq")?;
-            seq = Some(seq.map_or(v, |s: i64| s.max(v)));
-            Ok(())
-        };
         let ids = |k: SearchKind| -> String {
             let v: Vec<String> = cands.iter().filter(|c| c.kind == k).map(|c| c.id.to_string()).collect();
             v.join(",")
         };
-        let mut rows: HashMap<(SearchKind, i64), SearchHit> = HashMap::new();
+        // One query for every kind (one round trip): kind, id, title, subtitle, grid, then
+        // the ID number, phone and credit code, and the change log's newest seq.
+        const SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) FROM change_log)";
+        let mut parts: Vec<String> = Vec::new();
         let persons = ids(SearchKind::Person);
         if !persons.is_empty() {
-            let sql = format!(
-                "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address, {SEQ} FROM persons p LEFT JOIN houses h ON h.id = p.house_id WHERE p.id IN ({persons})"
-            );
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
-                see(&r)?;
-                let id: i64 = r.try_get(0)?;
-                let cid: String = r.try_get(1)?;
-                let phone: Option<String> = r.try_get(3)?;
-                let address: Option<String> = r.try_get(5)?;
-                let name: String = r.try_get(2)?;
-                let subtitle = address.unwrap_or_default();
-                // The full values stay here: they are checked against the query and never
-                // leave the store.
-                let highlights = person_match_spans(q, &cid, phone.as_deref(), &name, &subtitle);
-                rows.insert(
-                    (SearchKind::Person, id),
-                    SearchHit {
-                        kind: SearchKind::Person,
-                        id,
-                        title: name,
-                        subtitle,
-                        grid: r.try_get(4)?,
-                        matched: Field::Name,
-                        citizen_id_masked: Some(mask_id_number(&cid)),
-                        phone_masked: phone.as_deref().map(mask_phone),
-                        credit_code: None,
-                        highlights,
-                    },
-                );
-            }
+            parts.push(format!(
+                "SELECT 'person' AS kind, p.id, p.name AS title, COALESCE(h.address, '') AS subtitle, p.area_code AS grid, p.citizen_id AS cid, \
+                 p.phone AS phone, CAST(NULL AS TEXT) AS code, {SEQ} AS log_seq FROM persons p LEFT JOIN houses h ON h.id = p.house_id WHERE p.id IN ({persons})"
+            ));
         }
         let houses = ids(SearchKind::House);
         if !houses.is_empty() {
-            let sql = format!("SELECT id, address, area_code, house_use, {SEQ} FROM houses WHERE id IN ({houses})");
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
-                see(&r)?;
-                let id: i64 = r.try_get(0)?;
-                let address: String = r.try_get(1)?;
-                let highlights = span_in(&address, &q.chars).map(|(s, e)| vec![Highlight { field: "title", start: s, end: e }]).unwrap_or_default();
-                rows.insert(
-                    (SearchKind::House, id),
-                    SearchHit {
-                        kind: SearchKind::House,
-                        id,
-                        title: address,
-                        subtitle: r.try_get(3)?,
-                        grid: r.try_get(2)?,
-                        matched: Field::Address,
-                        citizen_id_masked: None,
-                        phone_masked: None,
-                        credit_code: None,
-                        highlights,
-                    },
-                );
-            }
+            parts.push(format!(
+                "SELECT 'house' AS kind, id, address AS title, house_use AS subtitle, area_code AS grid, CAST(NULL AS TEXT) AS cid, \
+                 CAST(NULL AS TEXT) AS phone, CAST(NULL AS TEXT) AS code, {SEQ} AS log_seq FROM houses WHERE id IN ({houses})"
+            ));
         }
         let orgs = ids(SearchKind::Organisation);
         if !orgs.is_empty() {
-            let sql = format!("SELECT id, name, credit_code, address, area_code, {SEQ} FROM organisations WHERE id IN ({orgs})");
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await? {
-                see(&r)?;
-                let id: i64 = r.try_get(0)?;
-                let name: String = r.try_get(1)?;
-                let code: String = r.try_get(2)?;
-                let address: Option<String> = r.try_get(3)?;
-                let mut highlights = Vec::new();
-                if let Some((s, e)) = span_in(&name, &q.chars) {
-                    highlights.push(Highlight { field: "title", start: s, end: e });
+            parts.push(format!(
+                "SELECT 'organisation' AS kind, id, name AS title, COALESCE(address, '') AS subtitle, area_code AS grid, CAST(NULL AS TEXT) AS cid, \
+                 CAST(NULL AS TEXT) AS phone, credit_code AS code, {SEQ} AS log_seq FROM organisations WHERE id IN ({orgs})"
+            ));
+        }
+        let mut seq: Option<i64> = None;
+        let mut rows: HashMap<(SearchKind, i64), SearchHit> = HashMap::new();
+        if !parts.is_empty() {
+            for r in sqlx::query(sqlx::AssertSqlSafe(parts.join(" UNION ALL "))).fetch_all(&db.pool).await? {
+                let v: i64 = r.try_get("log_seq")?;
+                seq = Some(seq.map_or(v, |s: i64| s.max(v)));
+                let kind: String = r.try_get("kind")?;
+                let kind = SearchKind::parse(&kind).ok_or_else(|| StoreError::Corrupt("search: kind".into()))?;
+                let id: i64 = r.try_get("id")?;
+                let title: String = r.try_get("title")?;
+                let subtitle: String = r.try_get("subtitle")?;
+                let grid: String = r.try_get("grid")?;
+                let mut hit = SearchHit {
+                    kind,
+                    id,
+                    title,
+                    subtitle,
+                    grid,
+                    matched: Field::Name,
+                    citizen_id_masked: None,
+                    phone_masked: None,
+                    credit_code: None,
+                    highlights: Vec::new(),
+                };
+                match kind {
+                    SearchKind::Person => {
+                        // The full values stay here: they are checked against the query and
+                        // never leave the store.
+                        let cid: String = r.try_get("cid")?;
+                        let phone: Option<String> = r.try_get("phone")?;
+                        hit.highlights = person_match_spans(q, &cid, phone.as_deref(), &hit.title, &hit.subtitle);
+                        hit.citizen_id_masked = Some(mask_id_number(&cid));
+                        hit.phone_masked = phone.as_deref().map(mask_phone);
+                    }
+                    SearchKind::House => {
+                        if !q.number
+                            && let Some((s, e)) = span_in(&hit.title, &q.chars)
+                        {
+                            hit.highlights.push(Highlight { field: "title", start: s, end: e });
+                        }
+                    }
+                    SearchKind::Organisation => {
+                        let code: String = r.try_get::<Option<String>, _>("code")?.unwrap_or_default();
+                        if !q.number
+                            && let Some((s, e)) = span_in(&hit.title, &q.chars)
+                        {
+                            hit.highlights.push(Highlight { field: "title", start: s, end: e });
+                        }
+                        if let Some((s, e)) = span_in(&code, &q.chars) {
+                            hit.highlights.push(Highlight { field: "credit_code", start: s, end: e });
+                        }
+                        hit.credit_code = Some(code);
+                    }
                 }
-                if let Some((s, e)) = span_in(&code, &q.chars) {
-                    highlights.push(Highlight { field: "credit_code", start: s, end: e });
-                }
-                rows.insert(
-                    (SearchKind::Organisation, id),
-                    SearchHit {
-                        kind: SearchKind::Organisation,
-                        id,
-                        title: name,
-                        subtitle: address.unwrap_or_default(),
-                        grid: r.try_get(4)?,
-                        matched: Field::Name,
-                        citizen_id_masked: None,
-                        phone_masked: None,
-                        credit_code: Some(code),
-                        highlights,
-                    },
-                );
+                rows.insert((kind, id), hit);
             }
         }
         // No rows read (or none found): ask the log alone.
@@ -1459,7 +1466,9 @@ fn person_match_spans(q: &Query, cid: &str, phone: Option<&str>, name: &str, add
         let len = p.chars().count();
         out.extend(visible_spans("phone_masked", len, s.len(), &[(len.saturating_sub(4), len)]));
     }
-    if let Some((s, e)) = span_in(address, &q.chars) {
+    if !q.number
+        && let Some((s, e)) = span_in(address, &q.chars)
+    {
         out.push(Highlight { field: "subtitle", start: s, end: e });
     }
     out

@@ -371,8 +371,15 @@ fn house_of(person: u64, n: u64, houses: u64) -> u64 {
     (person - 1) * houses / n + 1
 }
 
-const PG_NAME: &str = "SELECT id FROM persons WHERE name LIKE $1 ORDER BY length(name), id LIMIT 20";
-const PG_CID: &str = "SELECT id FROM persons WHERE citizen_id LIKE $1 ORDER BY id LIMIT 20";
-const PG_PHONE: &str = "SELECT id FROM persons WHERE phone LIKE $1 ORDER BY id LIMIT 20";
-const PG_ADDRESS: &str = "SELECT p.id FROM houses h JOIN persons p ON p.house_id = h.id WHERE h.address LIKE $1 ORDER BY length(h.address), p.id LIMIT 20";
-const PG_EXACT: &str = "SELECT id, name FROM persons WHERE citizen_id = $1";
+// The baseline returns what a hit shows (as ours reads back): the person, the ID number and
+// phone (masked by the caller), the grid and the address.
+const PG_NAME: &str = "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address FROM persons p LEFT JOIN houses h ON h.id = p.house_id \
+    WHERE p.name LIKE $1 ORDER BY length(p.name), p.id LIMIT 20";
+const PG_CID: &str = "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address FROM persons p LEFT JOIN houses h ON h.id = p.house_id \
+    WHERE p.citizen_id LIKE $1 ORDER BY p.id LIMIT 20";
+const PG_PHONE: &str = "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address FROM persons p LEFT JOIN houses h ON h.id = p.house_id \
+    WHERE p.phone LIKE $1 ORDER BY p.id LIMIT 20";
+const PG_ADDRESS: &str = "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address FROM houses h JOIN persons p ON p.house_id = h.id \
+    WHERE h.address LIKE $1 ORDER BY length(h.address), p.id LIMIT 20";
+const PG_EXACT: &str = "SELECT p.id, p.citizen_id, p.name, p.phone, p.area_code, h.address FROM persons p LEFT JOIN houses h ON h.id = p.house_id \
+    WHERE p.citizen_id = $1";
