@@ -275,7 +275,7 @@ pub fn pinyin_match(rs: &[Vec<&'static str>], q: &str) -> Option<(Field, u8, usi
         return None;
     }
     let ok = q.bytes().zip(&chars).all(|(b, r)| r.iter().any(|x| x.as_bytes()[0] == b));
-    ok.then(|| (Field::Initials, if q.len() == chars.len() { 0 } else { 1 }, q.len()))
+    ok.then_some((Field::Initials, if q.len() == chars.len() { 0 } else { 1 }, q.len()))
 }
 
 /// A citizen ID number's characters reversed, as a base-11 number (X = 10) of 18 places:

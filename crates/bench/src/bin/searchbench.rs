@@ -36,6 +36,10 @@ fn usage() -> ! {
 
 const SUFFIXES: [&str; 6] = ["路", "街", "大道", "巷", "东路", "西路"];
 
+/// A query kind: its name, its queries, and the pg_trgm statement (and whether its pattern
+/// is a suffix).
+type Kind = (&'static str, Vec<String>, Option<(&'static str, bool)>);
+
 /// One sampled person, remembered while generating.
 #[derive(Clone)]
 struct Sample {
@@ -242,7 +246,7 @@ async fn run(n: u64, nq: usize, pg_budget: Duration) -> Result<(), Failure> {
     let all: Vec<&Sample> = samples.values().collect();
     let take = |f: &dyn Fn(&Sample) -> Option<String>| -> Vec<String> { all.iter().filter_map(|s| f(s)).take(nq).collect() };
     let first_readings = |name: &str| -> Vec<&'static str> { store::search::readings(name).into_iter().filter_map(|r| r.first().copied()).collect() };
-    let kinds: Vec<(&str, Vec<String>, Option<(&str, bool)>)> = vec![
+    let kinds: Vec<Kind> = vec![
         // (kind, queries, pg_trgm statement and whether its pattern is a suffix)
         ("2-character name", take(&|s| (s.name.chars().count() == 2).then(|| s.name.clone())), Some((PG_NAME, false))),
         ("3-character name", take(&|s| (s.name.chars().count() == 3).then(|| s.name.clone())), Some((PG_NAME, false))),
