@@ -126,10 +126,14 @@ impl AppState {
                     Err(e) => tracing::warn!(error = %e, "grid index refresh failed; will retry"),
                 }
                 match state.search.refresh(&state.db).await {
-                    Ok(_) if state.search.wants_compaction() => {
-                        if let Err(e) = state.search.compact(&state.db).await {
-                            tracing::warn!(error = %e, "search index rebuild failed; will retry");
-                        }
+                    Ok(_) if state.search.wants_compaction() && !state.search.is_rebuilding() => {
+                        // In its own task: the grid index keeps following meanwhile.
+                        let (search, db) = (state.search.clone(), state.db.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = search.compact(&db).await {
+                                tracing::warn!(error = %e, "search index rebuild failed; will retry");
+                            }
+                        });
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "search index refresh failed; will retry"),
