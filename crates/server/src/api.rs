@@ -47,6 +47,7 @@ use crate::problem::{ApiError, Problem};
         crate::register::household_history, crate::register::export_households,
         crate::register::list_organisations, crate::register::create_organisation, crate::register::get_organisation,
         crate::register::update_organisation, crate::register::organisation_history, crate::register::export_organisations,
+        crate::search::search,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -59,6 +60,7 @@ use crate::problem::{ApiError, Problem};
         (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
         (name = "register", description = "The register (实有人口、房屋、单位): persons, houses, households and organisations, their history, moves, audited unmasking and exports; ID numbers and phones masked"),
         (name = "kpis", description = "Key figures (考核指标) of the incidents reported in a date range, by area level, department or person"),
+        (name = "register", description = "The register (实有人口、房屋、单位): persons, households, houses, organisations; its one-box search"),
     )
 )]
 pub struct ApiDoc;

@@ -19,6 +19,7 @@ pub mod kpis;
 pub mod opid;
 pub mod problem;
 pub mod register;
+pub mod search;
 pub mod ui;
 pub mod ui_account;
 pub mod ui_inbox;
@@ -37,6 +38,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use store::Db;
 use store::index::GridFollower;
+use store::search::SearchIndex;
 
 use crate::problem::ApiError;
 
@@ -78,6 +80,8 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub db: Db,
     pub grids: Arc<GridFollower>,
+    /// The register's search index (built at start, kept current from the change log).
+    pub search: Arc<SearchIndex>,
     pub config: Arc<ServerConfig>,
     /// Public reports per client (no captcha: a limit instead).
     pub report_limiter: Arc<ui_public::ClientLimiter>,
@@ -89,6 +93,11 @@ impl AppState {
     /// Build the state: the grid index is loaded from the store.
     pub async fn new(db: Db, config: ServerConfig) -> Result<AppState, store::StoreError> {
         let grids = Arc::new(GridFollower::start(&db).await?);
+        let started = std::time::Instant::now();
+        let search = Arc::new(SearchIndex::start(&db).await?);
+        let stats = search.snapshot().stats();
+        tracing::info!(persons = stats.persons, houses = stats.houses, organisations = stats.organisations, bytes = stats.bytes,
+            ms = started.elapsed().as_millis() as u64, "register search index built");
         let rollup = db.build_missing_kpis().await?;
         if rollup > 0 {
             tracing::info!(rows = rollup, "key-figure rollup built from the incidents");
@@ -101,7 +110,7 @@ impl AppState {
         if !config.audit_reads {
             tracing::warn!("audit_reads is off: reads of personal records leave no audit row (for measurements only)");
         }
-        Ok(AppState { db, grids, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
+        Ok(AppState { db, grids, search, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
             lookup_limiter: Arc::new(ui_public::ClientLimiter::lookups()),
         })
     }
@@ -118,6 +127,19 @@ impl AppState {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(changes = n, "grid index refreshed"),
                     Err(e) => tracing::warn!(error = %e, "grid index refresh failed; will retry"),
+                }
+                match state.search.refresh(&state.db).await {
+                    Ok(_) if state.search.wants_compaction() && !state.search.is_rebuilding() => {
+                        // In its own task: the grid index keeps following meanwhile.
+                        let (search, db) = (state.search.clone(), state.db.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = search.compact(&db).await {
+                                tracing::warn!(error = %e, "search index rebuild failed; will retry");
+                            }
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "search index refresh failed; will retry"),
                 }
             }
         })
@@ -136,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .merge(open311::routes())
         .merge(kpis::routes())
         .merge(register::routes())
+        .merge(search::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui_mobile::upload_routes(state.config.photo_max_bytes))
         .merge(ui::routes())

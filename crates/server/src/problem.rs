@@ -90,7 +90,7 @@ impl From<DomainError> for ApiError {
 
 /// Codes answered 422 rather than 400: the request was well formed, but names what does
 /// not exist or breaks a limit.
-const UNPROCESSABLE: [&str; 2] = ["unknown_category", "description_too_long"];
+const UNPROCESSABLE: [&str; 4] = ["unknown_category", "description_too_long", "query_too_short", "query_too_long"];
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {

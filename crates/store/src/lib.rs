@@ -18,6 +18,7 @@ pub mod incidents;
 pub mod kpis;
 pub mod population;
 pub mod register;
+pub mod search;
 pub mod index;
 mod intake;
 pub mod scoped;

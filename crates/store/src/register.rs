@@ -15,7 +15,7 @@
 //! current, input valid) → the rows are written → one `register_history` row per changed
 //! field (who, when, the action, the entity, old and new values; the citizen ID number and
 //! phones are stored there masked) → one audit row → one change-log entry per changed
-//! entity (a future search index follows them) → commit. Anything refused rolls the
+//! entity (the search index, `store::search`, follows them) → commit. Anything refused rolls the
 //! transaction back, so nothing of it is stored; an object out of scope is then denied
 //! (a `denied` audit row, written after the rollback) and answered as not found.
 //!
@@ -541,7 +541,12 @@ impl RegisterDesk<'_> {
         self.s.db
     }
 
-    fn in_scope(&self, area: &str) -> bool {
+    /// The caller's handle (for the search in `store::search`).
+    pub(crate) fn scoped(&self) -> &Scoped<'_> {
+        self.s
+    }
+
+    pub(crate) fn in_scope(&self, area: &str) -> bool {
         AreaCode::parse(area).is_ok_and(|c| self.s.in_scope(&c))
     }
 
@@ -578,7 +583,7 @@ impl RegisterDesk<'_> {
         changes::append(self.s.db, tx, entity, &id.to_string(), Op::Upsert).await
     }
 
-    async fn audit_read(&self, action: &str, entity: &str, id: &str, detail: &str) -> Result<(), StoreError> {
+    pub(crate) async fn audit_read(&self, action: &str, entity: &str, id: &str, detail: &str) -> Result<(), StoreError> {
         if self.db().audit_reads() {
             self.db().audit(self.s.actor.entry(action, entity, id, "ok", detail)).await?;
         }

@@ -9,6 +9,7 @@ mod register_screens;
 mod screens;
 mod kpis;
 mod register;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
