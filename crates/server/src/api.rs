@@ -58,9 +58,8 @@ use crate::problem::{ApiError, Problem};
         (name = "audit", description = "The append-only, hash-chained audit trail (auditors)"),
         (name = "catalogue", description = "Incident categories, departments and the work calendar"),
         (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
-        (name = "register", description = "The register (实有人口、房屋、单位): persons, houses, households and organisations, their history, moves, audited unmasking and exports; ID numbers and phones masked"),
+        (name = "register", description = "The register (实有人口、房屋、单位): persons, houses, households and organisations, their history, moves, audited unmasking, exports and the one-box search; ID numbers and phones masked"),
         (name = "kpis", description = "Key figures (考核指标) of the incidents reported in a date range, by area level, department or person"),
-        (name = "register", description = "The register (实有人口、房屋、单位): persons, households, houses, organisations; its one-box search"),
     )
 )]
 pub struct ApiDoc;
