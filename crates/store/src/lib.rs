@@ -16,6 +16,8 @@ pub mod history;
 pub mod incidents;
 pub mod kpis;
 pub mod register;
+pub mod register_import;
+pub mod sheet;
 pub mod index;
 mod intake;
 pub mod scoped;
