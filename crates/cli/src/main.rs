@@ -258,6 +258,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                 secure_cookies: cfg.secure_cookies()?,
                 audit_reads: cfg.audit_reads()?,
                 photo_max_bytes: cfg.photo_max_bytes()?,
+                import_max_bytes: cfg.import_max_bytes()?,
             };
             let state = server::AppState::new(db, server_cfg).await?;
             tracing::info!(

@@ -39,6 +39,7 @@ use crate::problem::{ApiError, Problem};
         crate::incidents::receipt, crate::incidents::duplicates, crate::inbox::inbox, crate::inbox::mark_read,
         crate::incidents::upload_photo, crate::incidents::photo, crate::incidents::place,
         crate::kpis::kpis,
+        crate::register_import::start, crate::register_import::read, crate::register_import::report,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -50,6 +51,7 @@ use crate::problem::{ApiError, Problem};
         (name = "catalogue", description = "Incident categories, departments and the work calendar"),
         (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
         (name = "kpis", description = "Key figures (考核指标) of the incidents reported in a date range, by area level, department or person"),
+        (name = "register", description = "The register (实有人口、房屋、单位): imports from spreadsheets, run as jobs"),
     )
 )]
 pub struct ApiDoc;

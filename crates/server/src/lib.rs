@@ -18,6 +18,7 @@ pub mod open311;
 pub mod kpis;
 pub mod opid;
 pub mod problem;
+pub mod register_import;
 pub mod ui;
 pub mod ui_account;
 pub mod ui_inbox;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub audit_reads: bool,
     /// The largest photo accepted, in bytes.
     pub photo_max_bytes: usize,
+    /// The largest spreadsheet a register import accepts by upload, in bytes.
+    pub import_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             audit_reads: true,
             photo_max_bytes: 10 * 1024 * 1024,
+            import_max_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct AppState {
     pub report_limiter: Arc<ui_public::ClientLimiter>,
     /// Public receipt lookups per client (status page, API, Open311).
     pub lookup_limiter: Arc<ui_public::ClientLimiter>,
+    /// The register imports this process runs (progress kept in memory).
+    pub imports: Arc<register_import::ImportJobs>,
 }
 
 impl AppState {
@@ -100,6 +106,7 @@ impl AppState {
         }
         Ok(AppState { db, grids, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
             lookup_limiter: Arc::new(ui_public::ClientLimiter::lookups()),
+            imports: Arc::new(register_import::ImportJobs::default()),
         })
     }
 
@@ -134,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .merge(kpis::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui_mobile::upload_routes(state.config.photo_max_bytes))
+        .merge(register_import::routes(state.config.import_max_bytes))
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)

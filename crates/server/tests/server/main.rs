@@ -7,6 +7,7 @@ mod incidents;
 mod open311;
 mod screens;
 mod kpis;
+mod register_import;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body's bytes (for downloads that are not text).
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -193,7 +196,7 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), 64 << 20).await.expect("body");
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), raw: bytes.to_vec() }
     }
 
     /// GET as the district operator.
