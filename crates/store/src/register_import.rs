@@ -223,7 +223,7 @@ impl ImportReport {
 }
 
 /// The error report as an .xlsx: the header, then each row with an error with its original
-/// cells and an 错误原因 column. Every text cell is escaped (`escape_for_spreadsheet`), so a
+/// cells (ID numbers and phones masked) and an 错误原因 column. Every text cell is escaped (`escape_for_spreadsheet`), so a
 /// cell that looks like a formula stays text.
 pub fn report_xlsx(report: &ImportReport) -> Result<Vec<u8>, StoreError> {
     use rust_xlsxwriter::{Format, Workbook};
@@ -482,6 +482,28 @@ impl Checker {
         }
     }
 
+    /// The row's cells for the report: ID numbers and phones masked, like every other way
+    /// out of the store (the row number leads back to the file the importer holds).
+    fn masked_cells(&self, mut cells: Vec<String>) -> Vec<String> {
+        use domain::access::mask_id_number;
+        fn cols<F: HeaderFields>(h: &HeaderRow<F>, ids: &[F], phones: &[F]) -> (Vec<usize>, Vec<usize>) {
+            (ids.iter().filter_map(|f| h.column(*f)).collect(), phones.iter().filter_map(|f| h.column(*f)).collect())
+        }
+        let (ids, phones) = match &self.header {
+            Header::Persons(h) => cols(h, &[PersonField::CitizenId, PersonField::HeadCitizenId], &[PersonField::Phone]),
+            Header::Houses(h) => cols(h, &[HouseField::OwnerCitizenId], &[HouseField::OwnerPhone]),
+            Header::Organisations(h) => cols(h, &[], &[OrganisationField::Phone]),
+        };
+        for (list, mask) in [(ids, mask_id_number as fn(&str) -> String), (phones, mask_phone as fn(&str) -> String)] {
+            for c in list {
+                if let Some(cell) = cells.get_mut(c).filter(|v| !v.trim().is_empty()) {
+                    *cell = mask(cell.trim());
+                }
+            }
+        }
+        cells
+    }
+
     /// The grid of a row: its 网格 cell, else the import's grid.
     fn grid(&self, cell: Option<&str>, column: String) -> Result<String, ReportFinding> {
         let text = cell.map(|c| normalise_cell(c).text.trim().to_string()).filter(|t| !t.is_empty());
@@ -711,7 +733,8 @@ fn check_pass(file: &SheetFile, base: &Base, progress: &ImportProgress) -> Resul
             report.rows_with_warnings += 1;
         }
         if !findings.is_empty() {
-            report.add(ReportRow { row, error: !ok, cells: if ok { Vec::new() } else { cells }, findings }, &mut listed);
+            let cells = if ok { Vec::new() } else { c.masked_cells(cells) };
+            report.add(ReportRow { row, error: !ok, cells, findings }, &mut listed);
         }
         true
     })?;

@@ -126,6 +126,7 @@ async fn import_bad_input_table(d: Dialect) {
     assert_eq!((row4.findings[1].column.as_str(), row4.findings[1].field), ("身份证号码", "citizen_id"));
     assert!(row4.findings[1].message.contains("校验位"), "{}", row4.findings[1].message);
     assert_eq!(row4.cells[1], "=HYPERLINK(\"http://x\",\"点\")", "the original cells are kept for the report");
+    assert!(row4.cells[2].contains("********"), "ID numbers masked: {}", row4.cells[2]);
     assert!(r.rows.iter().take(4).all(|x| x.error), "errors are listed first");
     assert!(persons(&db).await.is_empty(), "all or nothing leaves the register unchanged");
     assert_eq!(db.last_change_seq().await.expect("seq"), seq0);
