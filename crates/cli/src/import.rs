@@ -143,7 +143,7 @@ async fn show_progress(p: Arc<ImportProgress>) {
             Phase::Queued => continue,
             Phase::Checking => format!("checking: {read} rows read"),
             Phase::Writing => {
-                let pct = if total > 0 { (written * 100 / total).min(100) } else { 100 };
+                let pct = (written * 100).checked_div(total).map_or(100, |p| p.min(100));
                 let filled = (pct / 5) as usize;
                 format!("writing:  [{}{}] {pct:>3}% {written}/{total} rows", "#".repeat(filled), ".".repeat(20 - filled))
             }

@@ -321,7 +321,10 @@ impl<S: Send + Sync> FromRequest<S> for Upload {
 }
 
 /// The file and the form's fields of a multipart body; the whole body otherwise.
-fn file_of(headers: &HeaderMap, body: &Bytes) -> Result<(Vec<u8>, HashMap<String, String>, Option<String>), ApiError> {
+/// An upload: the file's bytes, the form's other fields, the file's name.
+type UploadParts = (Vec<u8>, HashMap<String, String>, Option<String>);
+
+fn file_of(headers: &HeaderMap, body: &Bytes) -> Result<UploadParts, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(boundary) = crate::multipart::boundary(ct) else { return Ok((body.to_vec(), HashMap::new(), None)) };
     let parts = crate::multipart::parse(body, &boundary).ok_or_else(|| ApiError::bad_request("invalid_body", "malformed multipart/form-data"))?;
@@ -454,7 +457,7 @@ pub struct JobView {
 fn view(j: &Job) -> JobView {
     let d = job_dto(j);
     let (state, _) = state_of(j);
-    let percent = if d.rows_total > 0 { (d.rows_written * 100 / d.rows_total).min(100) } else { 0 };
+    let percent = (d.rows_written * 100).checked_div(d.rows_total).map_or(0, |p| p.min(100));
     JobView {
         id: d.id,
         kind: j.kind.as_str(),

@@ -238,8 +238,7 @@ pub fn report_xlsx(report: &ImportReport) -> Result<Vec<u8>, StoreError> {
         sheet.write_string_with_format(0, (i + 1) as u16, escape_for_spreadsheet(h).as_ref(), &bold).map_err(fail)?;
     }
     sheet.write_string_with_format(0, (width + 1) as u16, "错误原因", &bold).map_err(fail)?;
-    let mut at = 1u32;
-    for r in report.rows.iter().filter(|r| r.error) {
+    for (at, r) in (1u32..).zip(report.rows.iter().filter(|r| r.error)) {
         sheet.write_number(at, 0, r.row as f64).map_err(fail)?;
         for (i, c) in r.cells.iter().take(width.max(r.cells.len())).enumerate() {
             sheet.write_string(at, (i + 1) as u16, escape_for_spreadsheet(c).as_ref()).map_err(fail)?;
@@ -247,7 +246,6 @@ pub fn report_xlsx(report: &ImportReport) -> Result<Vec<u8>, StoreError> {
         let reasons: Vec<String> =
             r.findings.iter().filter(|f| f.severity == "error").map(|f| format!("{}：{}", f.column, f.message)).collect();
         sheet.write_string(at, (width.max(r.cells.len()) + 1) as u16, escape_for_spreadsheet(&reasons.join("；")).as_ref()).map_err(fail)?;
-        at += 1;
     }
     book.save_to_buffer().map_err(fail)
 }
@@ -277,6 +275,9 @@ enum Header {
     Houses(HeaderRow<HouseField>),
     Organisations(HeaderRow<OrganisationField>),
 }
+
+/// Numbered rows of a sheet.
+type Rows = Vec<(usize, Vec<String>)>;
 
 /// Checks rows against a found header.
 struct Checker {
@@ -407,7 +408,7 @@ fn address_part(out: &mut String, part: Option<&str>, unit: &str) {
 
 impl Checker {
     /// Find the header among the first rows; the rows after it are handed back.
-    fn find(base: &Base, head: &mut Vec<(usize, Vec<String>)>) -> Result<(Checker, Vec<(usize, Vec<String>)>), StoreError> {
+    fn find(base: &Base, head: &mut Rows) -> Result<(Checker, Rows), StoreError> {
         let cells: Vec<&Vec<String>> = head.iter().map(|(_, c)| c).collect();
         let no_header = || StoreError::Invalid {
             code: "no_header_row",
@@ -869,7 +870,8 @@ impl Writer<'_, '_> {
     async fn persons(&mut self, tx: &mut Tx, batch: Vec<Record>) -> Result<(), StoreError> {
         let ids: Vec<&str> = batch.iter().filter_map(|r| if let Record::Person { citizen_id, .. } = r { Some(citizen_id.expose()) } else { None }).collect();
         let sql = if self.pg { FIND_PERSONS_POSTGRES } else { FIND_PERSONS_SQLITE };
-        let mut stored: HashMap<String, (i64, String, Option<String>, Option<String>, String)> = HashMap::new();
+        type Stored = (i64, String, Option<String>, Option<String>, String);
+        let mut stored: HashMap<String, Stored> = HashMap::new();
         for r in sqlx::query(sql).bind(serde_json::to_string(&ids).unwrap_or_default()).fetch_all(&mut **tx).await? {
             stored.insert(r.try_get("citizen_id")?, (r.try_get("id")?, r.try_get("name")?, r.try_get("phone")?, r.try_get("ethnicity")?, r.try_get("area_code")?));
         }

@@ -50,7 +50,7 @@ fn opts(kind: ImportKind, partial: bool, grid: Option<&str>) -> ImportOptions {
     ImportOptions { kind, partial, grid: grid.map(|g| AreaCode::parse(g).expect("grid")), file_name: "test.csv".into() }
 }
 
-async fn import(db: &Db, role: Role, area: &str, path: &PathBuf, o: ImportOptions) -> Result<ImportReport, StoreError> {
+async fn import(db: &Db, role: Role, area: &str, path: &std::path::Path, o: ImportOptions) -> Result<ImportReport, StoreError> {
     let who = reg::who(7, role, area);
     let s = db.scoped(&who, reg::actor(&who));
     let desk = s.register().expect("desk");
