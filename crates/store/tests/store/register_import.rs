@@ -331,6 +331,22 @@ fn xlsx_with_sheet_of(sheet_bytes: usize) -> Vec<u8> {
     out.into_inner()
 }
 
+/// The bomb again, its sheet entry's declared size rewritten to 1,000 bytes in the local
+/// header and the central directory: the declared ratio looks harmless, the data is not.
+fn lying_bomb() -> Vec<u8> {
+    let mut b = xlsx_with_sheet_of(64 << 20);
+    let name: &[u8] = b"xl/worksheets/sheet1.xml";
+    // A header with this signature whose file name follows within its fixed part.
+    let find = |b: &[u8], sig: &[u8], from: usize| {
+        (from..b.len() - 80).find(|&i| &b[i..i + 4] == sig && b[i + 26..i + 80].windows(name.len()).any(|w| w == name))
+    };
+    let local = find(&b, b"PK\x03\x04", 0).expect("local header");
+    b[local + 22..local + 26].copy_from_slice(&1000u32.to_le_bytes());
+    let central = find(&b, b"PK\x01\x02", local + 30).expect("central header");
+    b[central + 24..central + 28].copy_from_slice(&1000u32.to_le_bytes());
+    b
+}
+
 async fn import_refuses_bad_files(d: Dialect) {
     let Some((db, _clock)) = reg::store(d).await else { return };
     let seq0 = db.last_change_seq().await.expect("seq");
@@ -345,6 +361,7 @@ async fn import_refuses_bad_files(d: Dialect) {
         ("notes.csv", "今天开会\n明天下雨\n".as_bytes().to_vec(), "no_header_row"),
         ("names.csv", "姓名,联系电话\n张三,13812345678\n".as_bytes().to_vec(), "missing_columns"),
         ("bomb.xlsx", bomb, "zip_bomb"),
+        ("liar.xlsx", lying_bomb(), "zip_bomb"),
     ];
     for (name, bytes, code) in cases {
         let path = temp_file(name, &bytes);
