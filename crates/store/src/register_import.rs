@@ -23,8 +23,11 @@
 //!
 //! **Where a row goes.** The row's 网格 column (a 15-digit grid code, or a grid's exact name)
 //! when it has one, else the import's grid (`--grid`, or the upload page's field). A grid
-//! outside the importer's scope is an error row. Persons are recorded in their grid without
-//! a house: linking them to houses is the collection forms' work.
+//! outside the importer's scope is an error row. A new person whose 现住址 is exactly the
+//! address of a house in their grid (as a houses import composes it: 学院路1号3栋2单元301室)
+//! lives there (`house_id` and a `lives` link); otherwise the person is recorded in the grid
+//! without a house. A stored person's house is not changed by an import (that is a move,
+//! 迁入/迁出, made through the register's forms).
 //!
 //! **Organisations need a credit code.** The register keys organisations by their unified
 //! social credit code (`credit_code NOT NULL UNIQUE`); a row without one is an error row
@@ -290,7 +293,7 @@ struct Checker {
 /// A row ready to write.
 #[derive(Debug, Clone)]
 enum Record {
-    Person { row: usize, citizen_id: CitizenId, name: String, phone: Option<String>, ethnicity: Option<String>, area: String },
+    Person { row: usize, citizen_id: CitizenId, name: String, phone: Option<String>, ethnicity: Option<String>, area: String, address: Option<String> },
     House { row: usize, address: String, area: String, area_m2: Option<f64>, house_use: Option<HouseUse> },
     Organisation { row: usize, credit_code: String, name: String, address: Option<String>, legal_rep: Option<String>, phone: Option<String>, area: String },
 }
@@ -322,7 +325,7 @@ impl Record {
     fn digest(&self) -> u64 {
         let mut h = DefaultHasher::new();
         match self {
-            Record::Person { name, phone, ethnicity, area, .. } => (name, phone, ethnicity, area).hash(&mut h),
+            Record::Person { name, phone, ethnicity, area, address, .. } => (name, phone, ethnicity, area, address).hash(&mut h),
             Record::House { area_m2, house_use, .. } => (area_m2.map(f64::to_bits), house_use.map(HouseUse::as_str)).hash(&mut h),
             Record::Organisation { name, address, legal_rep, phone, area, .. } => (name, address, legal_rep, phone, area).hash(&mut h),
         }
@@ -475,7 +478,9 @@ impl Checker {
         use OrganisationField as O;
         use PersonField as P;
         match &self.header {
-            Header::Persons(h) => of(h, &self.header_cells, &[P::Name, P::CitizenId, P::Phone, P::Ethnicity, P::Grid, P::Gender, P::BirthDate]),
+            Header::Persons(h) => {
+                of(h, &self.header_cells, &[P::Name, P::CitizenId, P::Phone, P::Ethnicity, P::Grid, P::Gender, P::BirthDate, P::CurrentAddress])
+            }
             Header::Houses(h) => of(h, &self.header_cells, &[H::Address, H::Building, H::Unit, H::Floor, H::Room, H::Area, H::Use, H::Grid]),
             Header::Organisations(h) => {
                 of(h, &self.header_cells, &[O::Name, O::CreditCode, O::Address, O::LegalRepresentative, O::Phone, O::Grid])
@@ -554,6 +559,7 @@ impl Checker {
                         ethnicity: p.ethnicity,
                         citizen_id: p.citizen_id,
                         area,
+                        address: p.current_address,
                     }),
                     _ => None,
                 };
@@ -749,10 +755,10 @@ fn check_pass(file: &SheetFile, base: &Base, progress: &ImportProgress) -> Resul
 
 const FIND_PERSONS_SQLITE: &str = "SELECT id, citizen_id, name, phone, ethnicity, area_code FROM persons WHERE citizen_id IN (SELECT value FROM json_each($1))";
 const FIND_PERSONS_POSTGRES: &str = "SELECT id, citizen_id, name, phone, ethnicity, area_code FROM persons WHERE citizen_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
-const INSERT_PERSONS_SQLITE: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, created_at, updated_at, version) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, $2, $2, 1 FROM json_each($1) ORDER BY key";
-const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, created_at, updated_at, version) \
-     SELECT r ->> 0, r ->> 1, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, $2, $2, 1 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
+const INSERT_PERSONS_SQLITE: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, house_id, created_at, updated_at, version) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, $2, $2, 1 FROM json_each($1) ORDER BY key";
+const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, house_id, created_at, updated_at, version) \
+     SELECT r ->> 0, r ->> 1, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, (r ->> 7)::bigint, $2, $2, 1 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
 
 const FIND_ORGS_SQLITE: &str = "SELECT id, credit_code, name, address, legal_rep, phone, area_code FROM organisations WHERE credit_code IN (SELECT value FROM json_each($1))";
 const FIND_ORGS_POSTGRES: &str = "SELECT id, credit_code, name, address, legal_rep, phone, area_code FROM organisations WHERE credit_code IN (SELECT jsonb_array_elements_text($1::jsonb))";
@@ -875,10 +881,26 @@ impl Writer<'_, '_> {
         for r in sqlx::query(sql).bind(serde_json::to_string(&ids).unwrap_or_default()).fetch_all(&mut **tx).await? {
             stored.insert(r.try_get("citizen_id")?, (r.try_get("id")?, r.try_get("name")?, r.try_get("phone")?, r.try_get("ethnicity")?, r.try_get("area_code")?));
         }
+        // New persons whose 现住址 is exactly a house's address in their grid live there.
+        let places: Vec<serde_json::Value> = batch
+            .iter()
+            .filter_map(|r| match r {
+                Record::Person { citizen_id, area, address: Some(a), .. } if !stored.contains_key(citizen_id.expose()) => Some(serde_json::json!([area, a])),
+                _ => None,
+            })
+            .collect();
+        let mut houses: HashMap<(String, String), i64> = HashMap::new();
+        if !places.is_empty() {
+            let sql = if self.pg { FIND_HOUSES_POSTGRES } else { FIND_HOUSES_SQLITE };
+            for r in sqlx::query(sql).bind(serde_json::Value::Array(places).to_string()).fetch_all(&mut **tx).await? {
+                houses.entry((r.try_get("area_code")?, r.try_get("address")?)).or_insert(r.try_get("id")?);
+            }
+        }
         let mut new = Vec::new();
         for rec in &batch {
-            let Record::Person { citizen_id, name, phone, ethnicity, area, .. } = rec else { continue };
+            let Record::Person { citizen_id, name, phone, ethnicity, area, address, .. } = rec else { continue };
             let Some((id, s_name, s_phone, s_eth, s_area)) = stored.get(citizen_id.expose()) else {
+                let house = address.as_ref().and_then(|a| houses.get(&(area.clone(), a.clone())));
                 new.push(serde_json::json!([
                     citizen_id.expose(),
                     name,
@@ -886,7 +908,8 @@ impl Writer<'_, '_> {
                     citizen_id.birth_date().0,
                     phone,
                     ethnicity,
-                    area
+                    area,
+                    house
                 ]));
                 continue;
             };
@@ -928,6 +951,22 @@ impl Writer<'_, '_> {
             sqlx::query(sql).bind(serde_json::Value::Array(new).to_string()).bind(self.now).execute(&mut **tx).await?;
             // The history shows the number masked, as everywhere.
             self.created_since(tx, "person", "persons", after, "substr(citizen_id, 1, 6) || '********' || substr(citizen_id, 15, 4) || ' ' || name").await?;
+            if !houses.is_empty() {
+                // Their `lives` links, and the houses' change-log entries (a house shows its residents).
+                sqlx::query("INSERT INTO person_houses (person_id, house_id, kind, since) SELECT id, house_id, 'lives', $1 FROM persons WHERE id > $2 AND house_id IS NOT NULL")
+                    .bind(self.now)
+                    .bind(after)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO change_log (entity, key, op, at) SELECT 'house', CAST(house_id AS TEXT), 'upsert', $1 \
+                     FROM (SELECT DISTINCT house_id FROM persons WHERE id > $2 AND house_id IS NOT NULL) h ORDER BY house_id",
+                )
+                .bind(self.now)
+                .bind(after)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         Ok(())
     }

@@ -291,6 +291,23 @@ async fn import_houses_and_organisations(d: Dialect) {
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, vec![("学院路1号3栋2单元301室".to_string(), Some(85.5), "residential"), ("学院路1号3栋2单元302室".to_string(), None, "shop")]);
 
+    // A person whose 现住址 is exactly a house's address in the grid lives there; another
+    // address leaves the person without a house.
+    let seq0 = db.last_change_seq().await.expect("seq");
+    let csv = format!("姓名,身份证号码,现住址\n房客甲,{},学院路1号3栋2单元301室\n房客乙,{},别处\n", id("19910101", 71), id("19910101", 72));
+    let path3 = temp_file("tenants.csv", csv.as_bytes());
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path3, opts(ImportKind::Persons, false, Some(reg::GRID_A))).await.expect("report");
+    assert_eq!(r.created, 2);
+    let room = houses.iter().find(|h| h.address.ends_with("301室")).expect("301");
+    let people = persons(&db).await;
+    assert_eq!(people.iter().find(|p| p.name == "房客甲").and_then(|p| p.house_id), Some(room.id));
+    assert_eq!(people.iter().find(|p| p.name == "房客乙").and_then(|p| p.house_id), None);
+    let f = store::register::RegisterFilter { house_id: Some(room.id), ..reg::all() };
+    assert_eq!(desk.persons(&f).await.expect("residents").len(), 1);
+    let changes = db.changes_since(seq0, 100).await.expect("changes");
+    assert!(changes.iter().any(|c| c.entity == "house" && c.key == room.id.to_string()), "the house's residents changed");
+    let _ = std::fs::remove_file(path3);
+
     // Organisations: a code is required to import; a duplicate code in the file that
     // differs is an error; GBK text is read.
     let good = "91350100M000100Y43";
