@@ -33,7 +33,7 @@ run() {
   local db=$1 file=$2 label=$3
   $bin/civicgrid --db "$db" demo > "$work/demo.out"
   /usr/bin/time -v -o "$work/time.txt" $bin/civicgrid --db "$db" import persons "$file" --as street > "$work/import.out" 2>"$work/import.err" \
-    || { echo "$label: import failed"; tail -5 "$work/import.out" "$work/import.err"; return 1; }
+    || { echo "$label: import failed"; tail -n 5 "$work/import.out" "$work/import.err"; return 1; }
   local secs rss
   secs=$(grep -oE '[0-9.]+ s$' "$work/import.out" | tail -1 | cut -d' ' -f1)
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")

@@ -835,11 +835,14 @@ impl Writer<'_, '_> {
 
     /// One `import` history row and one change-log entry for every row of `entity` with an
     /// id above `after` (the rows this batch created; the write lock keeps others out).
-    async fn created_since(&mut self, tx: &mut Tx, entity: &str, table: &str, after: i64, summary: &str) -> Result<(), StoreError> {
+    /// Answers the highest id. The range is bounded on both sides: PostgreSQL's generic plan
+    /// for `id > $1` alone guesses a third of the table and scans all of it.
+    async fn created_since(&mut self, tx: &mut Tx, entity: &str, table: &str, after: i64, summary: &str) -> Result<i64, StoreError> {
+        let upto = self.max_id(tx, table).await?;
         let a = self.desk.s.actor();
         let sql = format!(
             "INSERT INTO register_history (at, actor_kind, actor_id, actor_name, operation_id, action, entity, entity_id, field, old_value, new_value) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, id, 'import', NULL, {summary} FROM {table} WHERE id > $8 ORDER BY id"
+             SELECT $1, $2, $3, $4, $5, $6, $7, id, 'import', NULL, {summary} FROM {table} WHERE id > $8 AND id <= $9 ORDER BY id"
         );
         let n = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(self.now)
@@ -850,13 +853,14 @@ impl Writer<'_, '_> {
             .bind(format!("{entity}.import"))
             .bind(entity)
             .bind(after)
+            .bind(upto)
             .execute(&mut **tx)
             .await?
             .rows_affected();
-        let sql = format!("INSERT INTO change_log (entity, key, op, at) SELECT $1, CAST(id AS TEXT), 'upsert', $2 FROM {table} WHERE id > $3 ORDER BY id");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(entity).bind(self.now).bind(after).execute(&mut **tx).await?;
+        let sql = format!("INSERT INTO change_log (entity, key, op, at) SELECT $1, CAST(id AS TEXT), 'upsert', $2 FROM {table} WHERE id > $3 AND id <= $4 ORDER BY id");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(entity).bind(self.now).bind(after).bind(upto).execute(&mut **tx).await?;
         self.report.created += n;
-        Ok(())
+        Ok(upto)
     }
 
     async fn max_id(&self, tx: &mut Tx, table: &str) -> Result<i64, StoreError> {
@@ -950,20 +954,25 @@ impl Writer<'_, '_> {
             let sql = if self.pg { INSERT_PERSONS_POSTGRES } else { INSERT_PERSONS_SQLITE };
             sqlx::query(sql).bind(serde_json::Value::Array(new).to_string()).bind(self.now).execute(&mut **tx).await?;
             // The history shows the number masked, as everywhere.
-            self.created_since(tx, "person", "persons", after, "substr(citizen_id, 1, 6) || '********' || substr(citizen_id, 15, 4) || ' ' || name").await?;
+            let upto = self.created_since(tx, "person", "persons", after, "substr(citizen_id, 1, 6) || '********' || substr(citizen_id, 15, 4) || ' ' || name").await?;
             if !houses.is_empty() {
                 // Their `lives` links, and the houses' change-log entries (a house shows its residents).
-                sqlx::query("INSERT INTO person_houses (person_id, house_id, kind, since) SELECT id, house_id, 'lives', $1 FROM persons WHERE id > $2 AND house_id IS NOT NULL")
-                    .bind(self.now)
-                    .bind(after)
-                    .execute(&mut **tx)
-                    .await?;
                 sqlx::query(
-                    "INSERT INTO change_log (entity, key, op, at) SELECT 'house', CAST(house_id AS TEXT), 'upsert', $1 \
-                     FROM (SELECT DISTINCT house_id FROM persons WHERE id > $2 AND house_id IS NOT NULL) h ORDER BY house_id",
+                    "INSERT INTO person_houses (person_id, house_id, kind, since) SELECT id, house_id, 'lives', $1 FROM persons \
+                     WHERE id > $2 AND id <= $3 AND house_id IS NOT NULL",
                 )
                 .bind(self.now)
                 .bind(after)
+                .bind(upto)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO change_log (entity, key, op, at) SELECT 'house', CAST(house_id AS TEXT), 'upsert', $1 \
+                     FROM (SELECT DISTINCT house_id FROM persons WHERE id > $2 AND id <= $3 AND house_id IS NOT NULL) h ORDER BY house_id",
+                )
+                .bind(self.now)
+                .bind(after)
+                .bind(upto)
                 .execute(&mut **tx)
                 .await?;
             }

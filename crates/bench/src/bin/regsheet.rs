@@ -47,7 +47,7 @@ fn person(rng: &mut Rng, i: u64, grids: &[String]) -> [String; 9] {
     let body = format!("430503{y:04}{m:02}{d:02}{seq:03}");
     let check = id_check_character(&body).unwrap_or('0');
     let name = names::person_name(rng, female);
-    let phone = format!("1{}{:09}", ["38", "39", "58", "86", "37", "59"][rng.below(6)], rng.next_u64() % 1_000_000_000);
+    let phone = format!("1{}{:08}", ["38", "39", "58", "86", "37", "59"][rng.below(6)], rng.next_u64() % 100_000_000);
     let ethnicity = if rng.below(20) == 0 { "苗族" } else { "汉族" };
     let grid = grids[(i as usize) % grids.len()].clone();
     let address = format!("大祥区学院路{}号{}栋{}单元{}室", rng.below(300) + 1, rng.below(20) + 1, rng.below(4) + 1, 101 + rng.below(18) * 100 + rng.below(4));
