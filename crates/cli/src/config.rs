@@ -83,6 +83,13 @@ const KEYS: &[Key] = &[
         help: "the largest photo accepted, in megabytes",
     },
     Key {
+        name: "import_max_mb",
+        env: "CIVICGRID_IMPORT_MAX_MB",
+        default: "100",
+        secret: false,
+        help: "the largest spreadsheet a register import accepts by upload, in megabytes (413 beyond)",
+    },
+    Key {
         name: "audit_reads",
         env: "CIVICGRID_AUDIT_READS",
         default: "true",
@@ -174,6 +181,7 @@ impl Config {
         cfg.secure_cookies()?;
         cfg.audit_reads()?;
         cfg.photo_max_bytes()?;
+        cfg.import_max_bytes()?;
         Ok(cfg)
     }
 
@@ -228,6 +236,10 @@ impl Config {
 
     pub fn photo_max_bytes(&self) -> Result<usize, ConfigError> {
         Ok(self.whole("photo_max_mb", 1..=100)? as usize * 1024 * 1024)
+    }
+
+    pub fn import_max_bytes(&self) -> Result<usize, ConfigError> {
+        Ok(self.whole("import_max_mb", 1..=2048)? as usize * 1024 * 1024)
     }
 
     pub fn session_policy(&self) -> Result<store::auth::SessionPolicy, ConfigError> {

@@ -1,6 +1,7 @@
 //! The `civicgrid` binary: serve, demo, areas import/export, config.
 
 mod config;
+mod import;
 mod users;
 
 use std::io::Read;
@@ -82,6 +83,29 @@ enum Command {
     Kpi {
         #[command(subcommand)]
         command: KpiCommand,
+    },
+    /// Import the register from a spreadsheet (.xlsx, or .csv in UTF-8 or GBK). Every row
+    /// is checked; the report lists each bad row by row number, column and reason. A file
+    /// with any bad row imports nothing (exit code 1) unless --partial is given.
+    Import {
+        /// persons (实有人口), houses (实有房屋) or organisations (实有单位).
+        #[arg(value_parser = ["persons", "houses", "organisations"])]
+        kind: String,
+        /// The spreadsheet.
+        file: PathBuf,
+        /// Import the good rows even when some are bad.
+        #[arg(long)]
+        partial: bool,
+        /// The grid (15-digit code) of rows that have no 网格 column or leave it empty.
+        #[arg(long, value_name = "CODE")]
+        grid: Option<String>,
+        /// The account the import is made as: history and audit name it, and its role and
+        /// area decide what it may write (grid workers and leaders, community and street staff).
+        #[arg(long = "as", value_name = "USERNAME")]
+        as_user: String,
+        /// Write the bad rows, with their cells and an 错误原因 column, to this .xlsx.
+        #[arg(long, value_name = "OUT.xlsx")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -241,6 +265,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                 secure_cookies: cfg.secure_cookies()?,
                 audit_reads: cfg.audit_reads()?,
                 photo_max_bytes: cfg.photo_max_bytes()?,
+                import_max_bytes: cfg.import_max_bytes()?,
             };
             let state = server::AppState::new(db, server_cfg).await?;
             tracing::info!(
@@ -284,6 +309,10 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             }
         }
         Command::User { command } => users::run(command, &open(&cfg).await?).await,
+        Command::Import { kind, file, partial, grid, as_user, report } => {
+            let db = open(&cfg).await?;
+            import::run(&db, import::Args { kind, file, partial, grid, as_user, report }).await
+        }
         Command::Token { command: TokenCommand::Create { name, expires } } => {
             let db = open(&cfg).await?;
             let acc = db.account_by_username(&name).await?.ok_or_else(|| Failure(format!("no account named {name}")))?;

@@ -526,3 +526,67 @@ async fn acknowledged_reports_survive_sigkill_on_postgres() {
     let Some(url) = fresh_url(Dialect::Postgres).await else { return };
     tokio::task::spawn_blocking(move || acknowledged_reports_survive_sigkill(&url)).await.expect("test");
 }
+
+/// A valid ID number (GB 11643) for a test row.
+fn citizen_id(body17: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body17.chars().zip(W).map(|(c, w)| c.to_digit(10).expect("digit") * w).sum();
+    format!("{body17}{}", ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize])
+}
+
+#[test]
+fn import_prints_the_report_and_exits_non_zero_on_bad_rows() {
+    let dir = temp_dir("register-import");
+    let db = format!("sqlite://{}", dir.join("cg.db").display());
+    let out = civicgrid(&["--db", &db, "demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let grid = printed
+        .lines()
+        .find(|l| l.trim_start().starts_with("gridworker "))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("the demo's grid worker and its grid")
+        .to_string();
+    let good = citizen_id("43050319900101123");
+    let mut bad = citizen_id("43050319900101124");
+    let last = bad.pop().expect("char");
+    bad.push(if last == '0' { '1' } else { '0' });
+    let csv = format!("大祥区实有人口登记表\n姓名,身份证号码,民族\n张三,{good},汉族\n\"=cmd|' /C calc'!A0\",{bad},汉族\n");
+    let file = dir.join("people.csv");
+    std::fs::write(&file, csv).expect("write");
+    let report = dir.join("errors.xlsx");
+    let f = file.to_str().expect("path");
+    let r = report.to_str().expect("path");
+
+    // All or nothing: the bad row is printed by row, column and reason; exit code 1.
+    let out = civicgrid(&["--db", &db, "import", "persons", f, "--grid", &grid, "--as", "gridworker", "--report", r]);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("第 4 行 row 4, 身份证号码: 错误 error: 身份证号码校验位错误"), "{stdout}");
+    assert!(stdout.contains("[id_check_character]"), "{stdout}");
+    assert!(text(&out.stderr).contains("1 row(s) with errors; nothing was imported"), "{}", text(&out.stderr));
+    // The error report: the original cells, escaped, and the reason.
+    use calamine::{Reader, Xlsx};
+    let mut book: Xlsx<_> = calamine::open_workbook(&report).expect("report");
+    let sheet = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&sheet).expect("sheet");
+    let rows: Vec<Vec<String>> = range.rows().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
+    assert_eq!(rows[0], vec!["行号", "姓名", "身份证号码", "民族", "错误原因"]);
+    assert_eq!(rows[1][1], "'=cmd|' /C calc'!A0", "a formula-like cell is escaped");
+    assert!(rows[1][4].contains("校验位"), "{:?}", rows[1]);
+
+    // --partial imports the good row and succeeds.
+    let out = civicgrid(&["--db", &db, "import", "persons", f, "--grid", &grid, "--as", "gridworker", "--partial"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 created, 0 updated"), "{}", text(&out.stdout));
+    // Again: the same person is not stored twice.
+    let out = civicgrid(&["--db", &db, "import", "persons", f, "--grid", &grid, "--as", "gridworker", "--partial"]);
+    assert!(text(&out.stdout).contains("0 created, 0 updated, 1 unchanged"), "{}", text(&out.stdout));
+
+    // Who may import, and what is not a spreadsheet.
+    let out = civicgrid(&["--db", &db, "import", "persons", f, "--grid", &grid, "--as", "admin"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("does not write the register"), "{}", text(&out.stderr));
+    std::fs::write(&file, b"%PDF-1.4 not a sheet").expect("write");
+    let out = civicgrid(&["--db", &db, "import", "persons", f, "--grid", &grid, "--as", "gridworker"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("not a spreadsheet"), "{}", text(&out.stderr));
+}

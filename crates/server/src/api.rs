@@ -48,6 +48,7 @@ use crate::problem::{ApiError, Problem};
         crate::register::list_organisations, crate::register::create_organisation, crate::register::get_organisation,
         crate::register::update_organisation, crate::register::organisation_history, crate::register::export_organisations,
         crate::search::search,
+        crate::register_import::start, crate::register_import::read, crate::register_import::report,
     ),
     components(schemas(AreaDto, ChildDto, MemberDto, AreaDetail, AreaList, LocateResult, GridRef, LevelDto, Problem)),
     modifiers(&BearerAuth),
@@ -60,6 +61,7 @@ use crate::problem::{ApiError, Problem};
         (name = "incidents", description = "The closed loop: report, file, dispatch, handle, verify, close, evaluate"),
         (name = "register", description = "The register (实有人口、房屋、单位): persons, houses, households and organisations, their history, moves, audited unmasking, exports and the one-box search; ID numbers and phones masked"),
         (name = "kpis", description = "Key figures (考核指标) of the incidents reported in a date range, by area level, department or person"),
+        (name = "register", description = "The register (实有人口、房屋、单位): imports from spreadsheets, run as jobs"),
     )
 )]
 pub struct ApiDoc;

@@ -20,6 +20,7 @@ pub mod opid;
 pub mod problem;
 pub mod register;
 pub mod search;
+pub mod register_import;
 pub mod ui;
 pub mod ui_account;
 pub mod ui_inbox;
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     pub audit_reads: bool,
     /// The largest photo accepted, in bytes.
     pub photo_max_bytes: usize,
+    /// The largest spreadsheet a register import accepts by upload, in bytes.
+    pub import_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             audit_reads: true,
             photo_max_bytes: 10 * 1024 * 1024,
+            import_max_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct AppState {
     pub report_limiter: Arc<ui_public::ClientLimiter>,
     /// Public receipt lookups per client (status page, API, Open311).
     pub lookup_limiter: Arc<ui_public::ClientLimiter>,
+    /// The register imports this process runs (progress kept in memory).
+    pub imports: Arc<register_import::ImportJobs>,
 }
 
 impl AppState {
@@ -112,6 +118,7 @@ impl AppState {
         }
         Ok(AppState { db, grids, search, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
             lookup_limiter: Arc::new(ui_public::ClientLimiter::lookups()),
+            imports: Arc::new(register_import::ImportJobs::default()),
         })
     }
 
@@ -161,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::routes())
         .merge(incidents::photo_routes(state.config.photo_max_bytes))
         .merge(ui_mobile::upload_routes(state.config.photo_max_bytes))
+        .merge(register_import::routes(state.config.import_max_bytes))
         .merge(ui::routes())
         .merge(assets::routes())
         .fallback(fallback)

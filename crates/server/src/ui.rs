@@ -123,6 +123,10 @@ impl Chrome {
     pub fn is_grid_staff(&self) -> bool {
         self.user.as_ref().is_some_and(|u| matches!(u.role, domain::Role::GridWorker | domain::Role::GridLeader))
     }
+    /// Collects and corrects the register (the import page is theirs).
+    pub fn writes_register(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| store::register::register_writes(u.role))
+    }
     /// Takes hotline calls and camera sightings (the intake form).
     pub fn takes_intake(&self) -> bool {
         self.user.as_ref().is_some_and(|u| matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead))

@@ -19,6 +19,8 @@ pub mod kpis;
 pub mod population;
 pub mod register;
 pub mod search;
+pub mod register_import;
+pub mod sheet;
 pub mod index;
 mod intake;
 pub mod scoped;

@@ -511,8 +511,8 @@ fn fmt_f64(v: Option<f64>) -> Option<String> {
 
 /// Reads and writes the register within the caller's area subtree.
 pub struct RegisterDesk<'s> {
-    s: &'s Scoped<'s>,
-    writes: bool,
+    pub(crate) s: &'s Scoped<'s>,
+    pub(crate) writes: bool,
 }
 
 impl<'a> Scoped<'a> {

@@ -7,6 +7,9 @@ use store::index::GridFollower;
 use store::testing::fresh;
 use store::{AreaFilter, Db, Dialect, StoreError};
 
+#[path = "store/register_import.rs"]
+mod register_import;
+
 
 store::on_both_backends!(
     demo_loads_and_reads_back,

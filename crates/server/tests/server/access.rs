@@ -88,6 +88,17 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
             .expect("organisation");
         register.push((grid.clone(), house, person, hh, org));
     }
+    // A register import that a grid-B worker started: its job is its starter's alone.
+    let r = app
+        .send(
+            Req::new(Method::POST, &format!("/api/v1/register/imports?kind=persons&grid={}", p.grid_b))
+                .token(&outsiders[0].token)
+                .body_bytes(crate::register_import::persons_csv().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let job = r.json()["id"].as_str().expect("job id").to_string();
+    crate::register_import::finished(&app, &outsiders[0], &job).await;
     for (k, role) in Role::ALL.into_iter().enumerate() {
         let me = app.user(&format!("a.{k}"), role, &p.grid_a).await;
         let mut attempts: Vec<Req> = Vec::new();
@@ -143,6 +154,10 @@ async fn a_grid_user_reaches_nothing_outside_its_scope(d: Dialect) {
             ]);
         }
         attempts.push(Req::new(Method::GET, "/api/v1/persons/999999"));
+        attempts.push(Req::new(Method::GET, &format!("/api/v1/register/imports/{job}")));
+        attempts.push(Req::new(Method::GET, &format!("/api/v1/register/imports/{job}/report.xlsx")));
+        // Importing into grid B: a role that does not write the register, or a grid out of scope.
+        attempts.push(Req::new(Method::POST, &format!("/api/v1/register/imports?kind=persons&grid={}", p.grid_b)).body_bytes(b"x".to_vec()));
         attempts.push(Req::new(Method::PUT, "/api/v1/calendar/2026-12-31").json(json!({"kind": "holiday", "name": "冒名"})));
         // Ids that exist nowhere answer exactly the same.
         attempts.push(Req::new(Method::GET, "/api/v1/accounts/999999"));

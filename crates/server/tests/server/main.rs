@@ -9,6 +9,7 @@ mod register_screens;
 mod screens;
 mod kpis;
 mod register;
+mod register_import;
 mod search;
 
 use std::sync::Arc;
