@@ -96,7 +96,7 @@ impl RegisterDesk<'_> {
     /// audited with the count.
     pub async fn find_persons(&self, q: &RegisterQuery) -> Result<Vec<PersonListRow>, StoreError> {
         let root = self.root_of("persons", q).await?;
-        let cols = "p.id, p.citizen_id, p.name, p.gender, p.birth_day, p.phone, p.ethnicity, p.house_id, p.area_code, p.version, p.created_at, p.updated_at, h.address";
+        let cols = "p.id, p.citizen_id, p.name, p.gender, p.birth_day, p.phone, p.ethnicity, p.house_id, p.area_code, p.population_type, p.tags, p.version, p.created_at, p.updated_at, h.address";
         let mut s = Self::start(&root, cols, "persons p LEFT JOIN houses h ON h.id = p.house_id", "p");
         if !q.name.trim().is_empty() {
             s.text(" AND p.name LIKE $? ESCAPE '\\'", contains(&q.name));
@@ -178,7 +178,7 @@ impl RegisterDesk<'_> {
     pub async fn house_people(&self, house: i64) -> Result<Vec<(PersonView, Tenure)>, StoreError> {
         self.house(house).await?;
         let rows = sqlx::query(
-            "SELECT p.id, p.citizen_id, p.name, p.gender, p.birth_day, p.phone, p.ethnicity, p.house_id, p.area_code, p.version, \
+            "SELECT p.id, p.citizen_id, p.name, p.gender, p.birth_day, p.phone, p.ethnicity, p.house_id, p.area_code, p.population_type, p.tags, p.version, \
              p.created_at, p.updated_at, l.kind FROM person_houses l JOIN persons p ON p.id = l.person_id WHERE l.house_id = $1 ORDER BY p.id, l.kind",
         )
         .bind(house)
