@@ -137,10 +137,6 @@ impl Chrome {
             store::register::register_writes(u.role) || matches!(u.role, domain::Role::Operator | domain::Role::Dispatcher | domain::Role::ShiftLead)
         })
     }
-    /// Collects and corrects the register.
-    pub fn writes_register(&self) -> bool {
-        self.user.as_ref().is_some_and(|u| store::register::register_writes(u.role))
-    }
     /// The class of a register sub-page's tab.
     pub fn sub_class(&self, item: &str) -> &'static str {
         if self.path.starts_with(&format!("/register/{item}")) { "facet active" } else { "facet" }

@@ -57,7 +57,7 @@ fn house(address: &str, grid: &str) -> HouseInput {
 }
 
 fn person(id: &CitizenId, name: &str, phone: &str, house: i64) -> NewPerson {
-    NewPerson { citizen_id: id.clone(), name: name.into(), phone: Some(Phone::parse(phone).expect("phone")), ethnicity: None, house_id: Some(house), area: None }
+    NewPerson { citizen_id: id.clone(), name: name.into(), phone: Some(Phone::parse(phone).expect("phone")), ethnicity: None, house_id: Some(house), area: None, population_type: Default::default(), tags: Vec::new() }
 }
 
 /// What the fixture recorded.
@@ -321,7 +321,7 @@ async fn search_follows_the_change_log(d: Dialect) {
     assert!(ids_of(&v, "person").contains(&f.zhang_san_feng));
     // A changed name no longer matches; the new one does.
     let feng = desk.person(f.zhang_san_feng).await.expect("read");
-    let edit = PersonEdit { citizen_id: CitizenId::from_stored(&f.secrets[1]).expect("id"), name: "王五".into(), phone: None, ethnicity: None };
+    let edit = PersonEdit { citizen_id: CitizenId::from_stored(&f.secrets[1]).expect("id"), name: "王五".into(), phone: None, ethnicity: None, population_type: Default::default(), tags: Vec::new() };
     desk.update_person(feng.id, feng.version, edit).await.expect("rename");
     let v = search(&app, &me, &format!("q={}&kind=person", urlencode("张三丰"))).await;
     assert!(ids_of(&v, "person").is_empty(), "{v}");
