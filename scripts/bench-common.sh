@@ -20,7 +20,7 @@ case "$backend" in
 esac
 
 export CIVICGRID_LOG=warn
-$bin/civicgrid --db "$db" demo > "$work/demo.out"
+$bin/civicgrid --db "$db" demo --population 0 > "$work/demo.out"
 
 start() {
   local name=$1 out="$work/$1.out"; shift

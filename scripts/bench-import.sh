@@ -31,7 +31,7 @@ base_s=$(echo "$baseline" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
 # One import into a fresh store: prints seconds and peak RSS (MB).
 run() {
   local db=$1 file=$2 label=$3
-  $bin/civicgrid --db "$db" demo > "$work/demo.out"
+  $bin/civicgrid --db "$db" demo --population 0 > "$work/demo.out"
   /usr/bin/time -v -o "$work/time.txt" $bin/civicgrid --db "$db" import persons "$file" --as street > "$work/import.out" 2>"$work/import.err" \
     || { echo "$label: import failed"; tail -n 5 "$work/import.out" "$work/import.err"; return 1; }
   local secs rss
