@@ -94,6 +94,9 @@ pub async fn run(db: &Db, a: Args) -> Result<(), Failure> {
         report.merged,
         started.elapsed().as_secs_f64()
     );
+    if report.committed && (report.households_created > 0 || report.household_members_added > 0) {
+        println!("households: {} created, {} members added", report.households_created, report.household_members_added);
+    }
     if !report.committed {
         return Err(Failure(format!("{} row(s) with errors; nothing was imported (use --partial to import the good rows)", report.rows_with_errors)));
     }

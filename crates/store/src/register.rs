@@ -348,7 +348,7 @@ pub fn parse_citizen_id(raw: &str, today: Day) -> Result<CitizenId, StoreError> 
 
 /// Why a write stopped: a store error, or an object the caller may not touch (denied
 /// after the transaction is rolled back, answered as not found).
-enum Fail {
+pub(crate) enum Fail {
     Store(StoreError),
     Deny(&'static str, String),
 }
@@ -468,7 +468,7 @@ fn relation_of(s: &str) -> Result<Relation, StoreError> {
 }
 
 /// The history rows of one write, all stamped with its actor, action and time.
-struct History<'a> {
+pub(crate) struct History<'a> {
     db: &'a Db,
     actor: &'a Actor,
     action: &'a str,
@@ -550,7 +550,7 @@ impl RegisterDesk<'_> {
         AreaCode::parse(area).is_ok_and(|c| self.s.in_scope(&c))
     }
 
-    fn history<'h>(&'h self, action: &'h str) -> History<'h> {
+    pub(crate) fn history<'h>(&'h self, action: &'h str) -> History<'h> {
         History { db: self.s.db, actor: &self.s.actor, action }
     }
 
@@ -1335,24 +1335,30 @@ impl RegisterDesk<'_> {
         let address = opt_text("address", n.address.as_deref(), 200)?;
         let area = self.place_of(tx, n.house_id, n.area.as_ref()).await?;
         self.check_members(tx, None, &n.members).await?;
-        let now = self.db().now_ms();
-        let id: i64 = sqlx::query(
-            "INSERT INTO households (house_id, address, area_code, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $4, 1) RETURNING id",
-        )
-        .bind(n.house_id)
-        .bind(&address)
-        .bind(&area)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?;
         let h = self.history("household.create");
-        h.row(tx, "household", id, "area_code", None, Some(&area)).await?;
-        h.diff(tx, "household", id, "house_id", None, n.house_id.map(|x| x.to_string()).as_deref()).await?;
-        h.diff(tx, "household", id, "address", None, address.as_deref()).await?;
+        let id = Self::insert_household(tx, &h, n.house_id, address.as_deref(), &area).await?;
         self.write_members(tx, &h, id, &[], &n.members).await?;
         self.audit_ok(tx, "household.create", "household", id, &format!("{} members", n.members.len())).await?;
         self.household_in(tx, id).await
+    }
+
+    /// The household's row and its history rows (no members, no audit, no change log):
+    /// shared by `create_household` and the import.
+    pub(crate) async fn insert_household(tx: &mut Tx, h: &History<'_>, house_id: Option<i64>, address: Option<&str>, area: &str) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query(
+            "INSERT INTO households (house_id, address, area_code, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $4, 1) RETURNING id",
+        )
+        .bind(house_id)
+        .bind(address)
+        .bind(area)
+        .bind(h.db.now_ms())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        h.row(tx, "household", id, "area_code", None, Some(area)).await?;
+        h.diff(tx, "household", id, "house_id", None, house_id.map(|x| x.to_string()).as_deref()).await?;
+        h.diff(tx, "household", id, "address", None, address).await?;
+        Ok(id)
     }
 
     /// Replace a household's members at the version read (exactly one head).
@@ -1378,7 +1384,7 @@ impl RegisterDesk<'_> {
 
     /// Insert `new` members (the old rows already deleted) and write a history row per
     /// member whose relation changed, came or went.
-    async fn write_members(&self, tx: &mut Tx, h: &History<'_>, id: i64, old: &[(i64, Relation)], new: &[(i64, Relation)]) -> Result<(), Fail> {
+    pub(crate) async fn write_members(&self, tx: &mut Tx, h: &History<'_>, id: i64, old: &[(i64, Relation)], new: &[(i64, Relation)]) -> Result<(), Fail> {
         for (p, rel) in new {
             sqlx::query("INSERT INTO household_members (household_id, person_id, relation) VALUES ($1, $2, $3)")
                 .bind(id)

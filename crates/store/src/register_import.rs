@@ -33,6 +33,13 @@
 //! social credit code (`credit_code NOT NULL UNIQUE`); a row without one is an error row
 //! (record such a unit through the form once it has a code).
 //!
+//! **人口类型 and 标签** are stored (an unknown value is an error row: the register would be
+//! wrong); without the column a new person is 户籍 without tags, a stored one keeps theirs.
+//!
+//! **Households** (`Writer::households`): after the persons, in the same transaction, rows
+//! with 与户主关系 / 户主身份证号 are grouped by head. A person already in a household stays
+//! there, and a member whose head is nowhere in scope is imported without one (warnings).
+//!
 //! Every created or updated entity gets one `import` history row (or one row per changed
 //! field) and a change-log entry, so the search index sees it; the import leaves one audit
 //! row. Cells are stored as text, never evaluated; the error report escapes them.
@@ -46,7 +53,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use domain::access::mask_phone;
 use domain::calendar::Day;
 use domain::register::{
-    CitizenId, Finding, HeaderFields, HeaderRow, HouseField, KnownAddressCodes, OrganisationField, PersonField, Severity, check_house_row,
+    CitizenId, Finding, HeaderFields, HeaderRow, HouseField, KnownAddressCodes, OrganisationField, PersonField, PersonTag, PopulationType, Relation, Severity, check_house_row,
     check_organisation_row, check_person_row, escape_for_spreadsheet, find_header_row, normalise_cell, RowContext,
 };
 use domain::AreaCode;
@@ -196,6 +203,10 @@ pub struct ImportReport {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Households created from the sheet's 与户主关系 / 户主身份证号 columns, and members
+    /// added to households (new or already stored).
+    pub households_created: u64,
+    pub household_members_added: u64,
     /// Whether the write was committed (false: nothing was imported).
     pub committed: bool,
     /// Rows with errors first, then rows with warnings or notes, each in row order (capped).
@@ -293,7 +304,21 @@ struct Checker {
 /// A row ready to write.
 #[derive(Debug, Clone)]
 enum Record {
-    Person { row: usize, citizen_id: CitizenId, name: String, phone: Option<String>, ethnicity: Option<String>, area: String, address: Option<String> },
+    Person {
+        row: usize,
+        citizen_id: CitizenId,
+        name: String,
+        phone: Option<String>,
+        ethnicity: Option<String>,
+        area: String,
+        address: Option<String>,
+        /// None: no 人口类型 cell (a new person is 户籍, a stored one keeps theirs).
+        population_type: Option<PopulationType>,
+        /// None: no 标签 cell (a stored person keeps theirs).
+        tags: Option<Vec<PersonTag>>,
+        relation: Option<Relation>,
+        head: Option<CitizenId>,
+    },
     House { row: usize, address: String, area: String, area_m2: Option<f64>, house_use: Option<HouseUse> },
     Organisation { row: usize, credit_code: String, name: String, address: Option<String>, legal_rep: Option<String>, phone: Option<String>, area: String },
 }
@@ -325,7 +350,9 @@ impl Record {
     fn digest(&self) -> u64 {
         let mut h = DefaultHasher::new();
         match self {
-            Record::Person { name, phone, ethnicity, area, address, .. } => (name, phone, ethnicity, area, address).hash(&mut h),
+            Record::Person { name, phone, ethnicity, area, address, population_type, tags, relation, head, .. } => {
+                (name, phone, ethnicity, area, address, population_type, tags, relation, head.as_ref().map(CitizenId::expose)).hash(&mut h)
+            }
             Record::House { area_m2, house_use, .. } => (area_m2.map(f64::to_bits), house_use.map(HouseUse::as_str)).hash(&mut h),
             Record::Organisation { name, address, legal_rep, phone, area, .. } => (name, address, legal_rep, phone, area).hash(&mut h),
         }
@@ -479,7 +506,21 @@ impl Checker {
         use PersonField as P;
         match &self.header {
             Header::Persons(h) => {
-                of(h, &self.header_cells, &[P::Name, P::CitizenId, P::Phone, P::Ethnicity, P::Grid, P::Gender, P::BirthDate, P::CurrentAddress])
+                let stored = [
+                    P::Name,
+                    P::CitizenId,
+                    P::Phone,
+                    P::Ethnicity,
+                    P::Grid,
+                    P::Gender,
+                    P::BirthDate,
+                    P::CurrentAddress,
+                    P::PopulationKind,
+                    P::Tags,
+                    P::RelationToHead,
+                    P::HeadCitizenId,
+                ];
+                of(h, &self.header_cells, &stored)
             }
             Header::Houses(h) => of(h, &self.header_cells, &[H::Address, H::Building, H::Unit, H::Floor, H::Room, H::Area, H::Use, H::Grid]),
             Header::Organisations(h) => {
@@ -560,6 +601,10 @@ impl Checker {
                         citizen_id: p.citizen_id,
                         area,
                         address: p.current_address,
+                        population_type: p.population_type,
+                        tags: p.tags,
+                        relation: p.relation,
+                        head: p.head_citizen_id,
                     }),
                     _ => None,
                 };
@@ -753,12 +798,12 @@ fn check_pass(file: &SheetFile, base: &Base, progress: &ImportProgress) -> Resul
 
 // ---- the write ----
 
-const FIND_PERSONS_SQLITE: &str = "SELECT id, citizen_id, name, phone, ethnicity, area_code FROM persons WHERE citizen_id IN (SELECT value FROM json_each($1))";
-const FIND_PERSONS_POSTGRES: &str = "SELECT id, citizen_id, name, phone, ethnicity, area_code FROM persons WHERE citizen_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
-const INSERT_PERSONS_SQLITE: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, house_id, created_at, updated_at, version) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, $2, $2, 1 FROM json_each($1) ORDER BY key";
-const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, house_id, created_at, updated_at, version) \
-     SELECT r ->> 0, r ->> 1, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, (r ->> 7)::bigint, $2, $2, 1 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
+const FIND_PERSONS_SQLITE: &str = "SELECT id, citizen_id, name, phone, ethnicity, area_code, population_type, tags FROM persons WHERE citizen_id IN (SELECT value FROM json_each($1))";
+const FIND_PERSONS_POSTGRES: &str = "SELECT id, citizen_id, name, phone, ethnicity, area_code, population_type, tags FROM persons WHERE citizen_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+const INSERT_PERSONS_SQLITE: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, house_id, population_type, tags, created_at, updated_at, version) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, $2, $2, 1 FROM json_each($1) ORDER BY key";
+const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO persons (citizen_id, name, gender, birth_day, phone, ethnicity, area_code, house_id, population_type, tags, created_at, updated_at, version) \
+     SELECT r ->> 0, r ->> 1, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, (r ->> 7)::bigint, r ->> 8, r ->> 9, $2, $2, 1 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
 
 const FIND_ORGS_SQLITE: &str = "SELECT id, credit_code, name, address, legal_rep, phone, area_code FROM organisations WHERE credit_code IN (SELECT value FROM json_each($1))";
 const FIND_ORGS_POSTGRES: &str = "SELECT id, credit_code, name, address, legal_rep, phone, area_code FROM organisations WHERE credit_code IN (SELECT jsonb_array_elements_text($1::jsonb))";
@@ -776,6 +821,20 @@ const INSERT_HOUSES_SQLITE: &str = "INSERT INTO houses (area_code, address, area
 const INSERT_HOUSES_POSTGRES: &str = "INSERT INTO houses (area_code, address, area_m2, house_use, created_at, updated_at, version) \
      SELECT r ->> 0, r ->> 1, (r ->> 2)::float8, r ->> 3, $2, $2, 1 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
 
+const FIND_MEMBERSHIP_SQLITE: &str = "SELECT p.id, p.citizen_id, p.area_code, p.house_id, m.household_id, m.relation FROM persons p \
+     LEFT JOIN household_members m ON m.person_id = p.id WHERE p.citizen_id IN (SELECT value FROM json_each($1))";
+const FIND_MEMBERSHIP_POSTGRES: &str = "SELECT p.id, p.citizen_id, p.area_code, p.house_id, m.household_id, m.relation FROM persons p \
+     LEFT JOIN household_members m ON m.person_id = p.id WHERE p.citizen_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+
+/// A person a household row names, as stored.
+struct Member {
+    id: i64,
+    area: String,
+    house: Option<i64>,
+    /// Their household and relation in it.
+    household: Option<(i64, Relation)>,
+}
+
 /// What the writer of one import keeps between batches.
 struct Writer<'d, 's> {
     desk: &'d RegisterDesk<'s>,
@@ -785,6 +844,17 @@ struct Writer<'d, 's> {
     listed: (usize, usize),
     /// Rows refused at write time (a duplicate stored outside the importer's scope).
     late_errors: u64,
+    /// Rows written (or found identical) that name a household: 与户主关系 or 户主身份证号.
+    /// Kept until the persons are all written, then `Writer::households` groups them.
+    family: Vec<FamilyRow>,
+}
+
+/// A person row's household columns.
+struct FamilyRow {
+    row: usize,
+    citizen_id: CitizenId,
+    relation: Option<Relation>,
+    head: Option<CitizenId>,
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -880,10 +950,21 @@ impl Writer<'_, '_> {
     async fn persons(&mut self, tx: &mut Tx, batch: Vec<Record>) -> Result<(), StoreError> {
         let ids: Vec<&str> = batch.iter().filter_map(|r| if let Record::Person { citizen_id, .. } = r { Some(citizen_id.expose()) } else { None }).collect();
         let sql = if self.pg { FIND_PERSONS_POSTGRES } else { FIND_PERSONS_SQLITE };
-        type Stored = (i64, String, Option<String>, Option<String>, String);
+        type Stored = (i64, String, Option<String>, Option<String>, String, String, String);
         let mut stored: HashMap<String, Stored> = HashMap::new();
         for r in sqlx::query(sql).bind(serde_json::to_string(&ids).unwrap_or_default()).fetch_all(&mut **tx).await? {
-            stored.insert(r.try_get("citizen_id")?, (r.try_get("id")?, r.try_get("name")?, r.try_get("phone")?, r.try_get("ethnicity")?, r.try_get("area_code")?));
+            stored.insert(
+                r.try_get("citizen_id")?,
+                (
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("phone")?,
+                    r.try_get("ethnicity")?,
+                    r.try_get("area_code")?,
+                    r.try_get("population_type")?,
+                    r.try_get("tags")?,
+                ),
+            );
         }
         // New persons whose 现住址 is exactly a house's address in their grid live there.
         let places: Vec<serde_json::Value> = batch
@@ -902,8 +983,11 @@ impl Writer<'_, '_> {
         }
         let mut new = Vec::new();
         for rec in &batch {
-            let Record::Person { citizen_id, name, phone, ethnicity, area, address, .. } = rec else { continue };
-            let Some((id, s_name, s_phone, s_eth, s_area)) = stored.get(citizen_id.expose()) else {
+            let Record::Person { row, citizen_id, name, phone, ethnicity, area, address, population_type, tags, relation, head } = rec else { continue };
+            let family = (relation.is_some() || head.is_some())
+                .then(|| FamilyRow { row: *row, citizen_id: citizen_id.clone(), relation: *relation, head: head.clone() });
+            let Some((id, s_name, s_phone, s_eth, s_area, s_kind, s_tags)) = stored.get(citizen_id.expose()) else {
+                self.family.extend(family);
                 let house = address.as_ref().and_then(|a| houses.get(&(area.clone(), a.clone())));
                 new.push(serde_json::json!([
                     citizen_id.expose(),
@@ -913,7 +997,9 @@ impl Writer<'_, '_> {
                     phone,
                     ethnicity,
                     area,
-                    house
+                    house,
+                    population_type.unwrap_or_default().as_str(),
+                    tags.as_deref().map(PersonTag::join).unwrap_or_default()
                 ]));
                 continue;
             };
@@ -921,22 +1007,29 @@ impl Writer<'_, '_> {
                 self.late_error(rec, "registered_elsewhere", "该身份证号码已登记在您管辖范围以外的网格 (this ID number is registered outside your area)".into());
                 continue;
             }
+            self.family.extend(family);
             // Merge: the row's non-empty values replace the stored ones.
             let n_phone = phone.clone().or_else(|| s_phone.clone());
             let n_eth = ethnicity.clone().or_else(|| s_eth.clone());
-            if (name, &n_phone, &n_eth) == (s_name, s_phone, s_eth) {
+            let n_kind = population_type.map(|p| p.as_str().to_string()).unwrap_or_else(|| s_kind.clone());
+            let n_tags = tags.as_deref().map(PersonTag::join).unwrap_or_else(|| s_tags.clone());
+            if (name, &n_phone, &n_eth, &n_kind, &n_tags) == (s_name, s_phone, s_eth, s_kind, s_tags) {
                 self.unchanged(rec);
                 continue;
             }
             let id = *id;
-            sqlx::query("UPDATE persons SET name = $1, phone = $2, ethnicity = $3, updated_at = $4, version = version + 1 WHERE id = $5")
-                .bind(name)
-                .bind(&n_phone)
-                .bind(&n_eth)
-                .bind(self.now)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE persons SET name = $1, phone = $2, ethnicity = $3, population_type = $4, tags = $5, updated_at = $6, version = version + 1 WHERE id = $7",
+            )
+            .bind(name)
+            .bind(&n_phone)
+            .bind(&n_eth)
+            .bind(&n_kind)
+            .bind(&n_tags)
+            .bind(self.now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
             if name != s_name {
                 self.history(tx, "person", id, "name", Some(s_name), Some(name)).await?;
             }
@@ -945,6 +1038,13 @@ impl Writer<'_, '_> {
             }
             if n_eth != *s_eth {
                 self.history(tx, "person", id, "ethnicity", s_eth.as_deref(), n_eth.as_deref()).await?;
+            }
+            if n_kind != *s_kind {
+                self.history(tx, "person", id, "population_type", Some(s_kind), Some(&n_kind)).await?;
+            }
+            if n_tags != *s_tags {
+                let some = |t: &str| Some(t.to_string()).filter(|t| !t.is_empty());
+                self.history(tx, "person", id, "tags", some(s_tags).as_deref(), some(&n_tags).as_deref()).await?;
             }
             changes::append(self.desk.s.db, tx, "person", &id.to_string(), Op::Upsert).await?;
             self.report.updated += 1;
@@ -975,6 +1075,144 @@ impl Writer<'_, '_> {
                 .bind(upto)
                 .execute(&mut **tx)
                 .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn warn(&mut self, row: usize, column: &str, field: &'static str, code: &'static str, message: String) {
+        self.report.rows_with_warnings += 1;
+        let f = ReportFinding { column: column.into(), field, severity: "warning", code, message };
+        self.report.add(ReportRow { row, error: false, cells: Vec::new(), findings: vec![f] }, &mut self.listed);
+    }
+
+    /// The households the file describes (after every person is written, in the same
+    /// transaction). Rows are grouped by their head's ID number: a row whose relation is
+    /// 户主/本人 (or that names itself as head) is a head. A head found among the persons in
+    /// scope gets a household (the one they already head is reused; a new one lies at the
+    /// head's house and in the head's grid), and each member row not yet in a household is
+    /// added with its relation. A person already in a household stays there (a warning); a
+    /// member whose head is not found is imported without a household (a warning).
+    async fn households(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
+        use domain::access::mask_id_number;
+        const RELATION: (&str, &str) = ("与户主关系", "relation_to_head");
+        const HEAD: (&str, &str) = ("户主身份证号", "head_citizen_id");
+        let family = std::mem::take(&mut self.family);
+        // Head's ID number → (row, ID number, relation) of each row of the household.
+        type Rows = Vec<(usize, String, Relation)>;
+        let mut groups: std::collections::BTreeMap<String, Rows> = Default::default();
+        for f in family {
+            let own = f.citizen_id.expose();
+            let head = f.head.as_ref().map(CitizenId::expose);
+            let (head, relation) = match (f.relation, head) {
+                (Some(Relation::Head), h) => {
+                    if h.is_some_and(|h| h != own) {
+                        self.warn(f.row, HEAD.0, HEAD.1, "head_is_self", "与户主关系为户主，按本人为户主建户，户主身份证号一列未用 (the row is a head: the head's ID number is not used)".into());
+                    }
+                    (own, Relation::Head)
+                }
+                (None, Some(h)) if h == own => (own, Relation::Head),
+                (Some(r), Some(h)) if h != own => (h, r),
+                (Some(r), Some(_)) => {
+                    let m = format!("与户主关系为“{}”，户主身份证号却是本人：未建户 (the relation and the head's ID number disagree)", r.name_zh());
+                    self.warn(f.row, RELATION.0, RELATION.1, "relation_conflict", m);
+                    continue;
+                }
+                (Some(_), None) => {
+                    self.warn(f.row, HEAD.0, HEAD.1, "head_missing", "未填户主身份证号：已导入此人，未入户 (no head's ID number: imported without a household)".into());
+                    continue;
+                }
+                (None, _) => {
+                    self.warn(f.row, RELATION.0, RELATION.1, "relation_missing", "未填或无法识别与户主关系：已导入此人，未入户 (no relation to the head: imported without a household)".into());
+                    continue;
+                }
+            };
+            groups.entry(head.to_string()).or_default().push((f.row, own.to_string(), relation));
+        }
+        let groups: Vec<(String, Rows)> = groups.into_iter().collect();
+        let h = self.desk.history("household.import");
+        for chunk in groups.chunks(BATCH / 2) {
+            // Everyone the chunk names, with their household if any.
+            let ids: Vec<&str> = chunk.iter().flat_map(|(head, m)| std::iter::once(head.as_str()).chain(m.iter().map(|x| x.1.as_str()))).collect();
+            let sql = if self.pg { FIND_MEMBERSHIP_POSTGRES } else { FIND_MEMBERSHIP_SQLITE };
+            let mut people: HashMap<String, Member> = HashMap::new();
+            for r in sqlx::query(sql).bind(serde_json::to_string(&ids).unwrap_or_default()).fetch_all(&mut **tx).await? {
+                let area: String = r.try_get("area_code")?;
+                if !self.desk.in_scope(&area) {
+                    continue;
+                }
+                let household: Option<i64> = r.try_get("household_id")?;
+                let relation: Option<String> = r.try_get("relation")?;
+                let relation = relation.and_then(|s| Relation::ALL.into_iter().find(|x| x.as_str() == s)).unwrap_or(Relation::Other);
+                people.insert(
+                    r.try_get("citizen_id")?,
+                    Member { id: r.try_get("id")?, area, house: r.try_get("house_id")?, household: household.map(|x| (x, relation)) },
+                );
+            }
+            for (head, members) in chunk {
+                let Some(hp) = people.get(head) else {
+                    for (row, _, _) in members {
+                        let m = format!(
+                            "户主（{}）既不在本表也不在您管辖范围的登记簿中：已导入此人，未入户 (the head is neither in the file nor in the register in your area)",
+                            mask_id_number(head)
+                        );
+                        self.warn(*row, HEAD.0, HEAD.1, "head_not_found", m);
+                    }
+                    continue;
+                };
+                let mut add: Vec<(i64, Relation)> = Vec::new();
+                let (household, created) = match hp.household {
+                    Some((id, Relation::Head)) => (id, false),
+                    Some((id, _)) => {
+                        for (row, _, _) in members {
+                            let m = format!("户主已是另一户（{id}）的成员：已导入此人，未入户 (the head is a member of another household)");
+                            self.warn(*row, HEAD.0, HEAD.1, "head_in_other_household", m);
+                        }
+                        continue;
+                    }
+                    None => {
+                        let id = RegisterDesk::insert_household(tx, &h, hp.house, None, &hp.area).await?;
+                        add.push((hp.id, Relation::Head));
+                        (id, true)
+                    }
+                };
+                for (row, cid, relation) in members {
+                    if cid == head {
+                        continue;
+                    }
+                    let Some(p) = people.get(cid) else { continue };
+                    match p.household {
+                        None => add.push((p.id, *relation)),
+                        Some((x, r)) if x == household && r == *relation => {}
+                        Some((x, r)) if x == household => {
+                            let m = format!("已在此户，关系为“{}”，未改动 (already in this household with another relation: unchanged)", r.name_zh());
+                            self.warn(*row, RELATION.0, RELATION.1, "relation_differs", m);
+                        }
+                        Some((x, _)) => {
+                            let m = format!("此人已属于另一户（{x}），未移动 (already in another household: left there)");
+                            self.warn(*row, HEAD.0, HEAD.1, "already_in_household", m);
+                        }
+                    }
+                }
+                if add.is_empty() {
+                    continue;
+                }
+                self.desk.write_members(tx, &h, household, &[], &add).await.map_err(|e| match e {
+                    crate::register::Fail::Store(e) => e,
+                    crate::register::Fail::Deny(t, id) => StoreError::NotFound(format!("{t} {id}")),
+                })?;
+                if !created {
+                    sqlx::query("UPDATE households SET version = version + 1, updated_at = $1 WHERE id = $2").bind(self.now).bind(household).execute(&mut **tx).await?;
+                }
+                changes::append(self.desk.s.db, tx, "household", &household.to_string(), Op::Upsert).await?;
+                self.report.households_created += u64::from(created);
+                self.report.household_members_added += add.len() as u64;
+                // Later heads of this chunk see who is now in a household.
+                for (p, r) in add {
+                    if let Some(m) = people.values_mut().find(|m| m.id == p) {
+                        m.household = Some((household, r));
+                    }
+                }
             }
         }
         Ok(())
@@ -1217,7 +1455,8 @@ impl RegisterDesk<'_> {
             })
         };
         let mut tx = db.write_tx().await?;
-        let mut w = Writer { desk: self, pg: db.dialect == Dialect::Postgres, now: db.now_ms(), report, listed: (0, 0), late_errors: 0 };
+        let mut w =
+            Writer { desk: self, pg: db.dialect == Dialect::Postgres, now: db.now_ms(), report, listed: (0, 0), late_errors: 0, family: Vec::new() };
         w.listed = (w.report.rows.iter().filter(|r| r.error).count(), w.report.rows.iter().filter(|r| !r.error).count());
         let mut written: Result<(), StoreError> = Ok(());
         while let Some(batch) = rx.recv().await {
@@ -1232,6 +1471,10 @@ impl RegisterDesk<'_> {
         let read = reader.await.map_err(blocking_failed)?;
         written?;
         read?;
+        // Households last, in the same transaction: every person of the file is stored by now.
+        if w.late_errors == 0 || opts.partial {
+            w.households(&mut tx).await?;
+        }
         let mut report = w.report;
         report.sort();
         if w.late_errors > 0 && !opts.partial {

@@ -50,6 +50,8 @@ fields! {
         HouseholdNumber = "household_number": ["户号", "户编号"],
         /// 户籍/常住/流动.
         PopulationKind = "population_kind": ["人口类型", "人员类型", "人口性质", "人员类别"],
+        /// 独居老人、残疾人 … (several, separated by 、 , ，).
+        Tags = "tags": ["标签", "关爱标记", "人员标签"],
         Grid = "grid": ["所属网格", "网格", "网格名称", "网格编码"],
         Remarks = "remarks": ["备注"],
     }
@@ -223,6 +225,9 @@ mod tests {
             ("与户主关系", RelationToHead),
             ("户主姓名", HeadName),
             ("户主身份证号", HeadCitizenId),
+            ("人口类型", PopulationKind),
+            ("关爱标记", Tags),
+            ("标签", Tags),
         ] {
             assert_eq!(person(cell), Some(field), "{cell}");
         }

@@ -6,7 +6,7 @@
 
 use super::headers::{HeaderRow, HouseField, OrganisationField, PersonField};
 use super::text::normalise_cell;
-use super::{CitizenId, CreditCode, Gender, KnownAddressCodes, Note, Parsed, RegisterError, Relation, parse_mobile};
+use super::{CitizenId, CreditCode, Gender, KnownAddressCodes, Note, Parsed, PersonTag, PopulationType, RegisterError, Relation, parse_mobile};
 use crate::access::Phone;
 use crate::calendar::Day;
 
@@ -189,7 +189,11 @@ pub struct PersonRow {
     pub relation: Option<Relation>,
     pub head_name: Option<String>,
     pub head_citizen_id: Option<CitizenId>,
-    /// Other columns kept as normalised text (户号, 人口类型, 网格, 备注, and a relation
+    /// 人口类型, when the row has one (an unknown value is an error: the register would be wrong).
+    pub population_type: Option<PopulationType>,
+    /// 标签, when the row has any (an unknown tag is an error).
+    pub tags: Option<Vec<PersonTag>>,
+    /// Other columns kept as normalised text (户号, 网格, 备注, and a relation
     /// that was not understood), so nothing the sheet said is lost.
     pub other: Vec<(PersonField, String)>,
 }
@@ -257,7 +261,45 @@ pub fn check_person_row<C: AsRef<str>>(
     let registered_address = c.text(P::RegisteredAddress, MAX_TEXT_CHARS);
     let ethnicity = c.text(P::Ethnicity, MAX_TEXT_CHARS);
     let head_name = c.text(P::HeadName, MAX_NAME_CHARS);
-    for f in [P::HouseholdNumber, P::PopulationKind, P::Grid, P::Remarks] {
+    let population_type = c.raw(P::PopulationKind).and_then(|(column, raw)| {
+        let text = normalise_cell(raw).text.trim().to_string();
+        let p = PopulationType::parse(&text);
+        if p.is_none() {
+            c.push(
+                P::PopulationKind,
+                column,
+                Severity::Error,
+                "population_type_unknown",
+                format!("无法识别的人口类型“{text}”，应为 户籍、常住 或 流动 (unknown population type)"),
+            );
+        }
+        p
+    });
+    let tags = c.raw(P::Tags).and_then(|(column, raw)| {
+        let text = normalise_cell(raw).text.into_owned();
+        let (mut tags, mut unknown) = (Vec::new(), Vec::new());
+        for t in text.split(['、', ',', '，']).map(str::trim).filter(|t| !t.is_empty()) {
+            match PersonTag::parse(t) {
+                Some(tag) => tags.push(tag),
+                None => unknown.push(t.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            let known: Vec<&str> = PersonTag::ALL.iter().map(|t| t.name_zh()).collect();
+            c.push(
+                P::Tags,
+                column,
+                Severity::Error,
+                "tag_unknown",
+                format!("无法识别的标签“{}”，可用：{} (unknown tag)", unknown.join("、"), known.join("、")),
+            );
+            return None;
+        }
+        tags.sort_unstable();
+        tags.dedup();
+        Some(tags)
+    });
+    for f in [P::HouseholdNumber, P::Grid, P::Remarks] {
         if let Some(t) = c.text(f, MAX_TEXT_CHARS) {
             other.push((f, t));
         }
@@ -277,6 +319,8 @@ pub fn check_person_row<C: AsRef<str>>(
             relation,
             head_name,
             head_citizen_id,
+            population_type,
+            tags,
             other,
         }),
         _ => None,

@@ -1,6 +1,6 @@
 //! The register's import (issue 5, point 3) on both backends: the issue's "Bad input" table,
 //! all-or-nothing and `--partial`, duplicates, scope, the error report, bad files and a
-//! zip bomb, and a 1,000,000-row sheet.
+//! zip bomb, a 1,000,000-row sheet, 人口类型 and 标签, and households from 与户主关系.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +20,8 @@ store::on_both_backends!(
     import_houses_and_organisations,
     import_refuses_bad_files,
     import_a_million_rows,
+    import_population_type_and_tags,
+    import_households_from_relations,
 );
 
 /// A valid ID number with this address code, birth date and sequence.
@@ -420,4 +422,115 @@ async fn import_a_million_rows(d: Dialect) {
     assert_eq!(r.rows.last().map(|x| x.row), Some(10_001));
     assert!(persons(&db).await.is_empty());
     let _ = std::fs::remove_file(path);
+}
+
+/// 人口类型 and 标签 are stored; an unknown value is an error row naming its column, and
+/// without `partial` nothing is imported. A later sheet without the columns keeps them.
+async fn import_population_type_and_tags(d: Dialect) {
+    use domain::register::{PersonTag, PopulationType};
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let (a, b, c, bad1, bad2) = (id("19400101", 1), id("19900101", 2), id("19800101", 3), id("19700101", 4), id("19600101", 5));
+    let csv = format!(
+        "姓名,身份证号码,人口类型,关爱标记\n甲,{a},流动人口,独居老人、退役军人\n乙,{b},常住,\n丙,{c},,残疾人，低保户\n丁,{bad1},外星,\n戊,{bad2},户籍,\"独居老人, 超人\"\n"
+    );
+    let path = temp_file("kinds.csv", csv.as_bytes());
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path, opts(ImportKind::Persons, false, Some(reg::GRID_A))).await.expect("report");
+    assert!(!r.committed);
+    assert_eq!(r.rows_with_errors, 2);
+    assert!(persons(&db).await.is_empty(), "all or nothing");
+    let row5 = r.rows.iter().find(|x| x.row == 5).expect("row 5");
+    assert_eq!((row5.findings[0].column.as_str(), row5.findings[0].code), ("人口类型", "population_type_unknown"));
+    assert!(row5.findings[0].message.contains("外星"), "{}", row5.findings[0].message);
+    let row6 = r.rows.iter().find(|x| x.row == 6).expect("row 6");
+    assert_eq!((row6.findings[0].column.as_str(), row6.findings[0].code), ("关爱标记", "tag_unknown"));
+    assert!(row6.findings[0].message.contains("超人"), "{}", row6.findings[0].message);
+    assert!(!r.ignored_columns.iter().any(|c| c == "人口类型" || c == "关爱标记"), "{:?}", r.ignored_columns);
+
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path, opts(ImportKind::Persons, true, Some(reg::GRID_A))).await.expect("report");
+    assert_eq!((r.committed, r.created), (true, 3));
+    let stored = persons(&db).await;
+    let of = |name: &str| stored.iter().find(|p| p.name == name).cloned().expect("stored");
+    assert_eq!((of("甲").population_type, of("甲").tags), (PopulationType::Floating, vec![PersonTag::ElderlyAlone, PersonTag::Veteran]));
+    assert_eq!((of("乙").population_type, of("乙").tags), (PopulationType::Resident, vec![]));
+    assert_eq!((of("丙").population_type, of("丙").tags), (PopulationType::Registered, vec![PersonTag::Disability, PersonTag::LowIncome]));
+
+    // A sheet without the columns keeps what is stored; one that changes them updates, with history.
+    let csv = format!("姓名,身份证号码,人口类型\n甲,{a},户籍\n乙,{b},\n");
+    let path2 = temp_file("kinds2.csv", csv.as_bytes());
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path2, opts(ImportKind::Persons, false, Some(reg::GRID_A))).await.expect("report");
+    assert_eq!((r.committed, r.updated, r.unchanged), (true, 1, 1));
+    let stored = persons(&db).await;
+    let jia = stored.iter().find(|p| p.name == "甲").expect("甲");
+    assert_eq!((jia.population_type, jia.tags.len()), (PopulationType::Registered, 2), "tags kept without a 标签 column");
+    assert_eq!(stored.iter().find(|p| p.name == "乙").expect("乙").population_type, PopulationType::Resident);
+    let who = reg::who(7, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&who, reg::actor(&who));
+    let h = s.register().expect("desk").history_of("person", jia.id).await.expect("history");
+    let last = h.last().expect("row");
+    assert_eq!((last.field.as_str(), last.old_value.as_deref(), last.new_value.as_deref()), ("population_type", Some("floating"), Some("registered")));
+    for p in [path, path2] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// A family sheet makes one household with one head and the members' relations, at the
+/// head's house; a member whose head is nowhere is imported without one (a warning); a
+/// person already in another household stays there; a re-import adds nothing.
+async fn import_households_from_relations(d: Dialect) {
+    use domain::register::Relation;
+    let Some((db, _clock)) = reg::store(d).await else { return };
+    let who = reg::who(7, Role::GridWorker, reg::GRID_A);
+    let s = db.scoped(&who, reg::actor(&who));
+    let desk = s.register().expect("desk");
+    let house = desk.create_house(reg::house("学院路9号", reg::GRID_A)).await.expect("house");
+    // Someone already in a household of their own.
+    let other = desk.create_person(reg::person(reg::cid("19500505", 9), "外人", Some(house.id), None)).await.expect("person");
+    let theirs = desk.create_household(reg::household(house.id, &[(other.id, Relation::Head)])).await.expect("household");
+
+    let (head, spouse, child, orphan, nowhere) = (id("19700101", 1), id("19720202", 2), id("20000303", 3), id("20100404", 4), id("19650505", 5));
+    let other_id = reg::cid("19500505", 9).expose().to_string();
+    let csv = format!(
+        "姓名,身份证号码,与户主关系,户主身份证号,现住址\n王父,{head},户主,,{addr}\n王妻,{spouse},配偶,{head},\n王子,{child},子女,{head},\n\
+         无依,{orphan},子,{nowhere},\n外人,{other_id},父亲,{head},\n",
+        addr = house.address
+    );
+    let path = temp_file("family.csv", csv.as_bytes());
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path, opts(ImportKind::Persons, false, Some(reg::GRID_A))).await.expect("report");
+    assert!(r.committed, "{:?}", r.rows);
+    assert_eq!((r.created, r.households_created, r.household_members_added), (4, 1, 3));
+    assert_eq!(codes_of(&r, 5), vec![("head_not_found", "warning")]);
+    assert_eq!(codes_of(&r, 6), vec![("already_registered", "note"), ("already_in_household", "warning")]);
+    assert!(!r.ignored_columns.iter().any(|c| c == "与户主关系" || c == "户主身份证号"), "{:?}", r.ignored_columns);
+
+    let stored = persons(&db).await;
+    let of = |name: &str| stored.iter().find(|p| p.name == name).map(|p| p.id).expect("stored");
+    let hh = desk.household_of(of("王父")).await.expect("read").expect("a household");
+    assert_eq!(hh.house_id, Some(house.id), "at the head's house");
+    let got: Vec<(i64, Relation)> = hh.members.iter().map(|m| (m.person_id, m.relation)).collect();
+    assert_eq!(got, vec![(of("王父"), Relation::Head), (of("王妻"), Relation::Spouse), (of("王子"), Relation::Child)]);
+    assert!(desk.household_of(of("无依")).await.expect("read").is_none(), "imported without a household");
+    assert_eq!(desk.household_of(other.id).await.expect("read").map(|h| h.id), Some(theirs.id), "left where they were");
+    let history = desk.history_of("household", hh.id).await.expect("history");
+    assert!(history.iter().any(|h| h.action == "household.import" && h.field == format!("member.{}", of("王妻")) && h.new_value.as_deref() == Some("spouse")));
+    assert_eq!(desk.households(&reg::all()).await.expect("list").len(), 2);
+
+    // Again: no second household, no member added twice.
+    let seq = db.last_change_seq().await.expect("seq");
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path, opts(ImportKind::Persons, false, Some(reg::GRID_A))).await.expect("report");
+    assert_eq!((r.committed, r.created, r.households_created, r.household_members_added), (true, 0, 0, 0));
+    assert_eq!(desk.households(&reg::all()).await.expect("list").len(), 2);
+    assert_eq!(desk.household_of(of("王父")).await.expect("read").expect("household").members.len(), 3);
+    assert!(db.changes_since(seq, 100).await.expect("changes").iter().all(|c| c.entity != "household"));
+
+    // A later sheet adds a member to the existing household.
+    let csv = format!("姓名,身份证号码,与户主关系,户主身份证号\n王女,{},女,{head}\n", id("20050606", 6));
+    let path2 = temp_file("family2.csv", csv.as_bytes());
+    let r = import(&db, Role::GridWorker, reg::GRID_A, &path2, opts(ImportKind::Persons, false, Some(reg::GRID_A))).await.expect("report");
+    assert_eq!((r.households_created, r.household_members_added), (0, 1));
+    let after = desk.household(hh.id).await.expect("read");
+    assert_eq!((after.members.len(), after.version), (4, hh.version + 1));
+    assert_eq!(after.members.last().map(|m| m.relation), Some(Relation::Daughter));
+    for p in [path, path2] {
+        let _ = std::fs::remove_file(p);
+    }
 }
