@@ -27,6 +27,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::audit::{self, Actor};
 use crate::changes::{self, Op};
 use crate::db::Db;
+use crate::register::{Fail, History, invalid};
 use crate::scoped::Scoped;
 use crate::StoreError;
 
@@ -157,52 +158,7 @@ fn visit_row(r: &AnyRow) -> Result<VisitView, StoreError> {
     })
 }
 
-/// Why a write stopped: a store error, or an object out of scope (denied after rollback).
-enum Fail {
-    Store(StoreError),
-    Deny(&'static str, String),
-}
 
-impl<E: Into<StoreError>> From<E> for Fail {
-    fn from(e: E) -> Self {
-        Fail::Store(e.into())
-    }
-}
-
-fn invalid(code: &'static str, message: impl Into<String>) -> Fail {
-    Fail::Store(StoreError::Invalid { code, message: message.into() })
-}
-
-/// The history rows of one write (in `register_history`), stamped with its actor and action.
-struct History<'a> {
-    db: &'a Db,
-    actor: &'a Actor,
-    action: &'a str,
-}
-
-impl History<'_> {
-    async fn row(&self, tx: &mut Tx, entity: &str, id: i64, field: &str, old: Option<&str>, new: Option<&str>) -> Result<(), StoreError> {
-        let (db, actor, action) = (self.db, self.actor, self.action);
-        sqlx::query(
-            "INSERT INTO register_history (at, actor_kind, actor_id, actor_name, operation_id, action, entity, entity_id, field, old_value, new_value) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(db.now_ms())
-        .bind(&actor.kind)
-        .bind(actor.id)
-        .bind(&actor.name)
-        .bind(&actor.operation_id)
-        .bind(action)
-        .bind(entity)
-        .bind(id)
-        .bind(field)
-        .bind(old.map(str::to_string))
-        .bind(new.map(str::to_string))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-}
 
 /// Collection tasks and visits within the caller's area subtree.
 pub struct CollectionDesk<'s> {
@@ -311,7 +267,7 @@ impl CollectionDesk<'_> {
             .await?
             .try_get(0)?;
             let act = "collection.create";
-            let h = History { db: self.db(), actor: &self.s.actor, action: act };
+            let h = History::new(self.db(), &self.s.actor, act);
             h.row(&mut tx, "collection_task", id, "area_code", None, Some(t.grid.as_str())).await?;
             h.row(&mut tx, "collection_task", id, "title", None, Some(title)).await?;
             h.row(&mut tx, "collection_task", id, "period", None, Some(&format!("{} – {}", t.start, t.end))).await?;
@@ -335,7 +291,7 @@ impl CollectionDesk<'_> {
                 return Err(Fail::Store(StoreError::Conflict { code: "task_closed", message: format!("task {id} is already closed") }));
             }
             sqlx::query("UPDATE collection_tasks SET state = 'closed', updated_at = $1, version = version + 1 WHERE id = $2").bind(self.db().now_ms()).bind(id).execute(&mut *tx).await?;
-            let h = History { db: self.db(), actor: &self.s.actor, action: "collection.close" };
+            let h = History::new(self.db(), &self.s.actor, "collection.close");
             h.row(&mut tx, "collection_task", id, "state", Some("open"), Some("closed")).await?;
             self.done(&mut tx, "collection.close", id, "").await?;
             self.task_in(&mut tx, id).await
@@ -381,7 +337,7 @@ impl CollectionDesk<'_> {
                 Some(n) => format!("{} ({n})", outcome.as_str()),
                 None => outcome.as_str().to_string(),
             };
-            let h = History { db: self.db(), actor: &self.s.actor, action: "collection.visit" };
+            let h = History::new(self.db(), &self.s.actor, "collection.visit");
             h.row(&mut tx, "house", house, "visit", None, Some(&shown)).await?;
             self.done(&mut tx, "collection.visit", task, &format!("house {house}: {}", outcome.as_str())).await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VISIT_COLUMNS} FROM collection_visits WHERE id = $1"))).bind(id).fetch_one(&mut *tx).await?;

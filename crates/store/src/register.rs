@@ -359,7 +359,7 @@ impl<E: Into<StoreError>> From<E> for Fail {
     }
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Fail {
+pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Fail {
     Fail::Store(StoreError::Invalid { code, message: message.into() })
 }
 
@@ -474,8 +474,12 @@ pub(crate) struct History<'a> {
     action: &'a str,
 }
 
-impl History<'_> {
-    async fn row(&self, tx: &mut Tx, entity: &str, id: i64, field: &str, old: Option<&str>, new: Option<&str>) -> Result<(), StoreError> {
+impl<'a> History<'a> {
+    pub(crate) fn new(db: &'a Db, actor: &'a Actor, action: &'a str) -> History<'a> {
+        History { db, actor, action }
+    }
+
+    pub(crate) async fn row(&self, tx: &mut Tx, entity: &str, id: i64, field: &str, old: Option<&str>, new: Option<&str>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO register_history (at, actor_kind, actor_id, actor_name, operation_id, action, entity, entity_id, field, old_value, new_value) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",

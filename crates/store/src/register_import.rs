@@ -882,25 +882,8 @@ impl Writer<'_, '_> {
     }
 
     async fn history(&self, tx: &mut Tx, entity: &str, id: i64, field: &str, old: Option<&str>, new: Option<&str>) -> Result<(), StoreError> {
-        let a = self.desk.s.actor();
-        sqlx::query(
-            "INSERT INTO register_history (at, actor_kind, actor_id, actor_name, operation_id, action, entity, entity_id, field, old_value, new_value) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(self.now)
-        .bind(&a.kind)
-        .bind(a.id)
-        .bind(&a.name)
-        .bind(&a.operation_id)
-        .bind(format!("{entity}.import"))
-        .bind(entity)
-        .bind(id)
-        .bind(field)
-        .bind(old.map(str::to_string))
-        .bind(new.map(str::to_string))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        let action = format!("{entity}.import");
+        crate::register::History::new(self.desk.s.db, self.desk.s.actor(), &action).row(tx, entity, id, field, old, new).await
     }
 
     /// One `import` history row and one change-log entry for every row of `entity` with an

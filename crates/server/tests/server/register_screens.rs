@@ -8,6 +8,7 @@ use store::Dialect;
 use store::audit::Actor;
 use store::register::{HouseInput, HouseUse, NewPerson};
 
+use crate::screens::Browser;
 use crate::{Reply, Req, TestApp, TestUser, on_both_backends};
 
 on_both_backends!(
@@ -20,28 +21,6 @@ on_both_backends!(
     lists_filter_and_page,
     html_in_a_name_is_escaped,
 );
-
-/// A browser session of an account.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookie: String,
-    csrf: String,
-}
-
-impl Browser<'_> {
-    async fn of<'a>(app: &'a TestApp, u: &TestUser) -> Browser<'a> {
-        let s = app.db.create_session(u.id, "test").await.expect("session");
-        Browser { app, cookie: format!("cg_session={}", s.id), csrf: s.csrf }
-    }
-    async fn get(&self, uri: &str) -> Reply {
-        self.app.send(Req::new(Method::GET, uri).header("cookie", &self.cookie)).await
-    }
-    async fn post(&self, uri: &str, fields: &[(&str, &str)]) -> Reply {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.app.send(Req::new(Method::POST, uri).header("cookie", &self.cookie).form(&all)).await
-    }
-}
 
 /// Grid A (the demo's first grid), a sibling grid B, and their community.
 struct Places {

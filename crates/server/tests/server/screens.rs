@@ -25,21 +25,21 @@ on_both_backends!(
 );
 
 /// A browser session of an account: (cookie header, CSRF token).
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
-    cookie: String,
-    csrf: String,
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 impl Browser<'_> {
-    async fn of<'a>(app: &'a TestApp, u: &TestUser) -> Browser<'a> {
+    pub(crate) async fn of<'a>(app: &'a TestApp, u: &TestUser) -> Browser<'a> {
         let s = app.db.create_session(u.id, "test").await.expect("session");
         Browser { app, cookie: format!("cg_session={}", s.id), csrf: s.csrf }
     }
-    async fn get(&self, uri: &str) -> Reply {
+    pub(crate) async fn get(&self, uri: &str) -> Reply {
         self.app.send(Req::new(Method::GET, uri).header("cookie", &self.cookie)).await
     }
-    async fn post(&self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&self, uri: &str, fields: &[(&str, &str)]) -> Reply {
         let mut all = vec![("csrf", self.csrf.as_str())];
         all.extend_from_slice(fields);
         self.app.send(Req::new(Method::POST, uri).header("cookie", &self.cookie).form(&all)).await
