@@ -847,6 +847,8 @@ struct Writer<'d, 's> {
     /// Rows written (or found identical) that name a household: 与户主关系 or 户主身份证号.
     /// Kept until the persons are all written, then `Writer::households` groups them.
     family: Vec<FamilyRow>,
+    /// Row number → its entry in the report, built when the households' warnings start.
+    listed_at: Option<std::collections::HashMap<usize, usize>>,
 }
 
 /// A person row's household columns.
@@ -1063,10 +1065,25 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
+    /// A warning found after the check pass (a household's): added to the row's entry in
+    /// the report when the row is listed already, so a row is listed and counted once.
     fn warn(&mut self, row: usize, column: &str, field: &'static str, code: &'static str, message: String) {
-        self.report.rows_with_warnings += 1;
         let f = ReportFinding { column: column.into(), field, severity: "warning", code, message };
-        self.report.add(ReportRow { row, error: false, cells: Vec::new(), findings: vec![f] }, &mut self.listed);
+        let report = &mut self.report;
+        let at = self.listed_at.get_or_insert_with(|| report.rows.iter().enumerate().map(|(i, r)| (r.row, i)).collect());
+        if let Some(listed) = at.get(&row).and_then(|&i| report.rows.get_mut(i)) {
+            if !listed.findings.iter().any(|x| x.severity == "warning") {
+                report.rows_with_warnings += 1;
+            }
+            listed.findings.push(f);
+            return;
+        }
+        report.rows_with_warnings += 1;
+        let before = report.rows.len();
+        report.add(ReportRow { row, error: false, cells: Vec::new(), findings: vec![f] }, &mut self.listed);
+        if report.rows.len() > before {
+            at.insert(row, before);
+        }
     }
 
     /// The households the file describes (after every person is written, in the same
@@ -1439,7 +1456,7 @@ impl RegisterDesk<'_> {
         };
         let mut tx = db.write_tx().await?;
         let mut w =
-            Writer { desk: self, pg: db.dialect == Dialect::Postgres, now: db.now_ms(), report, listed: (0, 0), late_errors: 0, family: Vec::new() };
+            Writer { desk: self, pg: db.dialect == Dialect::Postgres, now: db.now_ms(), report, listed: (0, 0), late_errors: 0, family: Vec::new(), listed_at: None };
         w.listed = (w.report.rows.iter().filter(|r| r.error).count(), w.report.rows.iter().filter(|r| !r.error).count());
         let mut written: Result<(), StoreError> = Ok(());
         while let Some(batch) = rx.recv().await {

@@ -500,6 +500,8 @@ async fn import_households_from_relations(d: Dialect) {
     assert_eq!((r.created, r.households_created, r.household_members_added), (4, 1, 3));
     assert_eq!(codes_of(&r, 5), vec![("head_not_found", "warning")]);
     assert_eq!(codes_of(&r, 6), vec![("already_registered", "note"), ("already_in_household", "warning")]);
+    assert_eq!(r.rows.iter().filter(|x| x.row == 6).count(), 1, "a row is listed once, with all its findings");
+    assert_eq!(r.rows_with_warnings, 2, "rows 5 and 6");
     assert!(!r.ignored_columns.iter().any(|c| c == "与户主关系" || c == "户主身份证号"), "{:?}", r.ignored_columns);
 
     let stored = persons(&db).await;
