@@ -190,24 +190,11 @@ impl CollectionDesk<'_> {
     }
 
     async fn begin(&self, action: &str, entity: &str, id: &str) -> Result<Tx, StoreError> {
-        if !self.writes {
-            return Err(self.s.deny(action, entity, id).await);
-        }
-        self.db().write_tx().await
+        crate::register::begin_write(self.s, self.writes, action, entity, id).await
     }
 
     async fn finish<T>(&self, tx: Tx, action: &str, r: Result<T, Fail>) -> Result<T, StoreError> {
-        match r {
-            Ok(v) => {
-                tx.commit().await?;
-                Ok(v)
-            }
-            Err(Fail::Store(e)) => Err(e),
-            Err(Fail::Deny(entity, id)) => {
-                drop(tx);
-                Err(self.s.deny(action, entity, &id).await)
-            }
-        }
+        crate::register::finish_write(self.s, tx, action, r).await
     }
 
     async fn done(&self, tx: &mut Tx, action: &str, task: i64, detail: &str) -> Result<(), StoreError> {

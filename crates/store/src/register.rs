@@ -359,6 +359,31 @@ impl<E: Into<StoreError>> From<E> for Fail {
     }
 }
 
+/// Start a write of a desk (the register's, collection's): a role that may not write is
+/// denied (audited, answered as not found) before the write lock is taken.
+pub(crate) async fn begin_write(s: &Scoped<'_>, writes: bool, action: &str, entity: &str, id: &str) -> Result<Tx, StoreError> {
+    if !writes {
+        return Err(s.deny(action, entity, id).await);
+    }
+    s.db.write_tx().await
+}
+
+/// Commit a desk's write that succeeded; roll back one that failed, then deny it if it was
+/// out of scope (the denial's audit row is written after the rollback).
+pub(crate) async fn finish_write<T>(s: &Scoped<'_>, tx: Tx, action: &str, r: Result<T, Fail>) -> Result<T, StoreError> {
+    match r {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(Fail::Store(e)) => Err(e),
+        Err(Fail::Deny(entity, id)) => {
+            drop(tx);
+            Err(s.deny(action, entity, &id).await)
+        }
+    }
+}
+
 pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Fail {
     Fail::Store(StoreError::Invalid { code, message: message.into() })
 }
@@ -561,25 +586,12 @@ impl RegisterDesk<'_> {
     /// Commit a write that succeeded; roll back one that failed, then deny it if it was out
     /// of scope.
     async fn finish<T>(&self, tx: Tx, action: &str, r: Result<T, Fail>) -> Result<T, StoreError> {
-        match r {
-            Ok(v) => {
-                tx.commit().await?;
-                Ok(v)
-            }
-            Err(Fail::Store(e)) => Err(e),
-            Err(Fail::Deny(entity, id)) => {
-                drop(tx);
-                Err(self.s.deny(action, entity, &id).await)
-            }
-        }
+        finish_write(self.s, tx, action, r).await
     }
 
     /// The write lock, or the denial of a read-only caller.
     async fn begin(&self, action: &str, entity: &str, id: &str) -> Result<Tx, StoreError> {
-        if !self.writes {
-            return Err(self.s.deny(action, entity, id).await);
-        }
-        self.db().write_tx().await
+        begin_write(self.s, self.writes, action, entity, id).await
     }
 
     async fn audit_ok(&self, tx: &mut Tx, action: &str, entity: &str, id: i64, detail: &str) -> Result<(), StoreError> {
