@@ -97,6 +97,13 @@ const KEYS: &[Key] = &[
         help: "audit every successful read of a personal record; false only to measure the audit's cost, never in production",
     },
     Key {
+        name: "audit_spool",
+        env: "CIVICGRID_AUDIT_SPOOL",
+        default: "",
+        secret: false,
+        help: "folder where audit rows wait for import into the trail (empty: beside the SQLite file, or under the temporary folder for PostgreSQL)",
+    },
+    Key {
         name: "secure_cookies",
         env: "CIVICGRID_SECURE_COOKIES",
         default: "false",
@@ -260,6 +267,11 @@ impl Config {
 
     pub fn secure_cookies(&self) -> Result<bool, ConfigError> {
         self.boolean("secure_cookies")
+    }
+
+    /// The audit spool's folder, when one is set.
+    pub fn audit_spool(&self) -> Option<std::path::PathBuf> {
+        Some(self.get("audit_spool").0).filter(|v| !v.trim().is_empty()).map(std::path::PathBuf::from)
     }
 
     pub fn audit_reads(&self) -> Result<bool, ConfigError> {

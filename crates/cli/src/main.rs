@@ -220,7 +220,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, cfg)) {
+    match runtime.block_on(run_and_close(cli.command, cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(msg)) => {
             eprintln!("civicgrid: {msg}");
@@ -241,11 +241,38 @@ fn init_logging(filter: &str) {
         .init();
 }
 
-async fn open(cfg: &Config) -> Result<Db, Failure> {
-    Db::open(cfg.db()).await.map_err(|e| Failure(e.to_string()))
+/// The stores a command opened, so that their audit spools are imported before it exits.
+#[derive(Default)]
+struct Opened(std::sync::Mutex<Vec<Db>>);
+
+impl Opened {
+    async fn close(self) {
+        let dbs = self.0.into_inner().unwrap_or_default();
+        for db in dbs {
+            if let Err(e) = db.close_audit().await {
+                // Not lost: the next start imports what is left.
+                tracing::warn!(error = %e, "the audit spool is left for the next start");
+            }
+        }
+    }
 }
 
-async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
+async fn open(cfg: &Config, opened: &Opened) -> Result<Db, Failure> {
+    let db = Db::open_with(cfg.db(), std::sync::Arc::new(domain::clock::SystemClock), cfg.audit_spool()).await.map_err(|e| Failure(e.to_string()))?;
+    if let Ok(mut v) = opened.0.lock() {
+        v.push(db.clone());
+    }
+    Ok(db)
+}
+
+async fn run_and_close(command: Command, cfg: Config) -> Result<(), Failure> {
+    let opened = Opened::default();
+    let result = run(command, cfg, &opened).await;
+    opened.close().await;
+    result
+}
+
+async fn run(command: Command, cfg: Config, opened: &Opened) -> Result<(), Failure> {
     match command {
         Command::Config => {
             print!("{}", cfg.render());
@@ -253,7 +280,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
         }
         Command::Serve { demo, population, .. } => {
             let started = Instant::now();
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             if demo && db.count_areas().await? == 0 {
                 load_demo(&db, DemoOptions::default(), population).await?;
             }
@@ -277,19 +304,19 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::Kpi { command: KpiCommand::Rebuild } => {
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             let started = Instant::now();
             let rows = db.rebuild_kpis().await?;
             println!("key-figure rollup rebuilt: {rows} rows in {:.2} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Demo { scale, seed, population } => {
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             load_demo(&db, DemoOptions { scale, seed }, population).await
         }
         Command::Areas { command: AreasCommand::Import { file } } => {
             let text = read_input(&file)?;
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             match db.import_areas(&text).await {
                 Ok(report) => {
                     println!("imported {} new and {} updated areas from {}", report.inserted, report.updated, file.display());
@@ -308,13 +335,13 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
                 Err(e) => Err(e.into()),
             }
         }
-        Command::User { command } => users::run(command, &open(&cfg).await?).await,
+        Command::User { command } => users::run(command, &open(&cfg, opened).await?).await,
         Command::Import { kind, file, partial, grid, as_user, report } => {
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             import::run(&db, import::Args { kind, file, partial, grid, as_user, report }).await
         }
         Command::Token { command: TokenCommand::Create { name, expires } } => {
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             let acc = db.account_by_username(&name).await?.ok_or_else(|| Failure(format!("no account named {name}")))?;
             let expires_at = expires.map(|d| db.now_ms() + i64::from(d) * 86_400_000);
             let token = db.create_token(&store::audit::Actor::cli("token create"), acc.id, "cli", expires_at).await?;
@@ -322,7 +349,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::Audit { command: AuditCommand::Verify } => {
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             match db.verify_audit().await? {
                 store::audit::ChainCheck::Intact { rows } => {
                     println!("audit trail intact: {rows} rows, every hash chains to the row before");
@@ -336,7 +363,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), Failure> {
         Command::Areas { command: AreasCommand::Export { level, within, out } } => {
             let level = level.map(|l| l.parse::<Level>()).transpose()?;
             let within = within.map(|w| AreaCode::parse(&w)).transpose()?;
-            let db = open(&cfg).await?;
+            let db = open(&cfg, opened).await?;
             let records = db.area_records(&AreaFilter { level, within, ..AreaFilter::default() }).await?;
             let text = feature_collection(&records).to_string();
             match out {

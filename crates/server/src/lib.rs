@@ -80,8 +80,19 @@ impl Default for ServerConfig {
 }
 
 /// What every handler shares.
+/// What every handler shares. Cloned for each request (axum's `State`), so it is one `Arc`:
+/// a clone is one atomic increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub db: Db,
     pub grids: Arc<GridFollower>,
     /// The register's search index (built at start, kept current from the change log).
@@ -116,10 +127,10 @@ impl AppState {
         if !config.audit_reads {
             tracing::warn!("audit_reads is off: reads of personal records leave no audit row (for measurements only)");
         }
-        Ok(AppState { db, grids, search, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
+        Ok(AppState(Arc::new(AppStateInner { db, grids, search, config: Arc::new(config), report_limiter: Arc::new(ui_public::ClientLimiter::reports()),
             lookup_limiter: Arc::new(ui_public::ClientLimiter::lookups()),
             imports: Arc::new(register_import::ImportJobs::default()),
-        })
+        })))
     }
 
     /// Keep the grid index current from the change log, until the process ends.

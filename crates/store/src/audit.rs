@@ -1,6 +1,6 @@
 //! The audit trail: append-only and hash-chained. A change and its audit row are written
 //! in one transaction; reads worth auditing (sensitive values, denied attempts, logins)
-//! write their row before the answer leaves.
+//! write their row to the audit spool before the answer leaves (see `audit_spool.rs`).
 
 use domain::audit::{AuditEntry, GENESIS};
 use domain::{Credential, Principal};
@@ -163,142 +163,46 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
-type Waiter = tokio::sync::oneshot::Sender<Result<i64, String>>;
-
-/// Group commit for audit rows that are not part of a change's own transaction (reads,
-/// denied attempts, logins). Callers wait until their row is committed, so nothing
-/// acknowledged is ever lost; under load, one transaction carries many rows.
-#[derive(Clone)]
-pub(crate) struct AuditSink {
-    tx: tokio::sync::mpsc::Sender<(AuditEntry, Waiter)>,
-}
-
-/// Most rows in one group commit: one INSERT statement (14 values a row).
-const AUDIT_BATCH: usize = 200;
-
-impl AuditSink {
-    pub(crate) fn start(pool: sqlx::AnyPool, dialect: crate::db::Dialect, clock: std::sync::Arc<dyn domain::clock::Clock>) -> AuditSink {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(AuditEntry, Waiter)>(8 * AUDIT_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(AUDIT_BATCH);
-            // The last row as this writer knows it; None: read it from the store.
-            let mut head: Option<(i64, String)> = None;
-            // Ends when every Db handle (and so every sender) is gone.
-            while rx.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
-                let now = clock.now_ms();
-                for (e, _) in batch.iter_mut() {
-                    e.at = now;
-                }
-                let entries: Vec<AuditEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
-                let result = write_batch(&pool, dialect, &mut head, &entries).await;
-                for (k, (_, waiter)) in batch.drain(..).enumerate() {
-                    let _ = waiter.send(match &result {
-                        Ok(first) => Ok(first + k as i64),
-                        Err(e) => Err(e.clone()),
-                    });
-                }
-            }
-        });
-        AuditSink { tx }
-    }
-}
-
-const INSERT_BATCH_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 \
-     FROM json_each($1) ORDER BY key";
-
-const INSERT_BATCH_POSTGRES: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
-     SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, r ->> 7, r ->> 8, r ->> 9, r ->> 10, r ->> 11, r ->> 12, r ->> 13 \
-     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(r, n) ORDER BY n";
-
-async fn last_row(pool: &sqlx::AnyPool) -> Result<(i64, String), StoreError> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
-    Ok(match last {
-        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
-        None => (0, GENESIS.to_string()),
-    })
-}
-
-/// Chain a batch onto the last row and insert it with one statement. The writer remembers
-/// the last row, so a batch normally costs one round trip on SQLite (the statement is its
-/// own transaction) and one short transaction on PostgreSQL (which must also hold the write
-/// lock that transactions appending their own rows take). If another writer appended in
-/// between, the sequence number collides with its row, nothing is written, and the batch is
-/// chained again from the row actually last.
-async fn write_batch(
-    pool: &sqlx::AnyPool,
-    dialect: crate::db::Dialect,
-    head: &mut Option<(i64, String)>,
-    entries: &[AuditEntry],
-) -> Result<i64, String> {
-    let mut last_error = String::new();
-    for _attempt in 0..3 {
-        let (seq0, prev0) = match head.take() {
-            Some(h) => h,
-            None => match last_row(pool).await {
-                Ok(h) => h,
-                Err(e) => return Err(e.to_string()),
-            },
-        };
-        let mut prev = prev0;
-        let mut rows = Vec::with_capacity(entries.len());
-        for (k, e) in entries.iter().enumerate() {
-            let seq = seq0 + 1 + k as i64;
-            let hash = e.chain_hash(seq, &prev);
-            rows.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
-        }
-        // The whole batch travels as one JSON array bound to one constant statement, which
-        // the database unpacks itself: one bind instead of fourteen a row, and a statement
-        // prepared once.
-        let batch: Vec<serde_json::Value> = entries
-            .iter()
-            .zip(&rows)
-            .map(|(e, (seq, p, h))| {
-                serde_json::json!([seq, e.at, e.actor_kind, e.actor_id, e.actor_name, e.action, e.object_type,
-                    e.object_id, e.outcome, e.detail, e.operation_id, e.client_addr, p, h])
-            })
-            .collect();
-        let sql = match dialect {
-            crate::db::Dialect::Sqlite => INSERT_BATCH_SQLITE,
-            crate::db::Dialect::Postgres => INSERT_BATCH_POSTGRES,
-        };
-        let q = sqlx::query(sql).bind(serde_json::Value::Array(batch).to_string());
-        let result: Result<(), StoreError> = match dialect {
-            crate::db::Dialect::Sqlite => q.execute(pool).await.map(|_| ()).map_err(Into::into),
-            crate::db::Dialect::Postgres => async {
-                let mut tx = crate::db::begin_write(pool, dialect).await?;
-                q.execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-            .await,
-        };
-        match result {
-            Ok(()) => {
-                *head = rows.last().map(|(seq, _, h)| (*seq, h.clone()));
-                return Ok(seq0 + 1);
-            }
-            // Most likely another writer took these numbers: chain again from the store.
-            Err(e) => last_error = e.to_string(),
-        }
-    }
-    Err(last_error)
-}
-
 impl Db {
-    /// Write one audit row and wait until it is committed (grouped with concurrent rows).
-    pub async fn audit(&self, e: AuditEntry) -> Result<i64, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.audit_sink.tx.send((e, tx)).await.map_err(|_| StoreError::Corrupt("the audit writer has stopped".into()))?;
-        match rx.await {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(msg)) => Err(StoreError::Corrupt(format!("audit write failed: {msg}"))),
-            Err(_) => Err(StoreError::Corrupt("the audit writer has stopped".into())),
-        }
+    /// Write one audit row that is not part of a change's own transaction (a read, a
+    /// denied attempt, a login). When this returns the row survives a crash of civicgrid;
+    /// it reaches `audit_log` within milliseconds (see `audit_spool.rs`).
+    pub async fn audit(&self, e: AuditEntry) -> Result<(), StoreError> {
+        self.audit_spool.append(e.as_ref())
+    }
+
+    /// The same, for a row of `actor`'s, without building an [`AuditEntry`] first (reads
+    /// are audited on every request, so this path counts).
+    pub async fn audit_as(&self, actor: &Actor, action: &str, object_type: &str, object_id: &str, outcome: &str, detail: &str) -> Result<(), StoreError> {
+        self.audit_spool.append(domain::audit::AuditEntryRef {
+            at: 0,
+            actor_kind: &actor.kind,
+            actor_id: actor.id,
+            actor_name: &actor.name,
+            action,
+            object_type,
+            object_id,
+            outcome,
+            detail,
+            operation_id: &actor.operation_id,
+            client_addr: &actor.client_addr,
+        })
+    }
+
+    /// Wait until every audit row this store has written is in `audit_log`.
+    pub async fn flush_audit(&self) -> Result<(), StoreError> {
+        self.audit_spool.flush().await
+    }
+
+    /// Import what is left of this store's audit spool and remove its files (before a
+    /// command or the server ends; what is not imported is found again at the next start).
+    pub async fn close_audit(&self) -> Result<(), StoreError> {
+        self.audit_spool.close().await
     }
 
     /// Walk the whole trail and check its chain.
     pub async fn verify_audit(&self) -> Result<ChainCheck, StoreError> {
+        self.flush_audit().await?;
         let mut prev = GENESIS.to_string();
         let mut expected_seq = 1;
         let mut after = 0i64;
@@ -331,6 +235,7 @@ impl Db {
 
     /// Search the trail, newest first. Only auditors reach this (through their handle).
     pub(crate) async fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        self.flush_audit().await?;
         let mut clauses: Vec<String> = Vec::new();
         let mut texts: Vec<String> = Vec::new();
         let mut ints: Vec<i64> = Vec::new();

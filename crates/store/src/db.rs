@@ -55,9 +55,21 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The shared database handle: a pool, its dialect and the clock.
+/// The shared database handle: a pool, its dialect and the clock. Cheap to clone (one
+/// `Arc`), as handlers do for each request.
 #[derive(Clone)]
-pub struct Db {
+pub struct Db(Arc<DbInner>);
+
+impl std::ops::Deref for Db {
+    type Target = DbInner;
+    fn deref(&self) -> &DbInner {
+        &self.0
+    }
+}
+
+/// What a [`Db`] holds.
+#[doc(hidden)]
+pub struct DbInner {
     pub(crate) pool: AnyPool,
     pub(crate) dialect: Dialect,
     pub(crate) clock: Arc<dyn Clock>,
@@ -65,8 +77,8 @@ pub struct Db {
     /// Whether successful reads of personal records leave an audit row (always, in
     /// production; off only to measure what the audit costs).
     audit_reads: Arc<std::sync::atomic::AtomicBool>,
-    /// Group commit of audit rows written outside a change's own transaction.
-    pub(crate) audit_sink: crate::audit::AuditSink,
+    /// Audit rows written outside a change's own transaction (see `audit_spool.rs`).
+    pub(crate) audit_spool: Arc<crate::audit_spool::AuditSpool>,
     /// Recently read tokens and accounts (see `auth.rs`).
     pub(crate) auth_cache: Arc<crate::auth::AuthCache>,
     /// The calendar and step limits (see `timing.rs`).
@@ -88,6 +100,12 @@ impl Db {
     }
 
     pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Db, StoreError> {
+        Db::open_with(url, clock, None).await
+    }
+
+    /// Open with the folder for the audit spool named (None: beside an SQLite file, or a
+    /// folder under the system's temporary folder named after a PostgreSQL URL).
+    pub async fn open_with(url: &str, clock: Arc<dyn Clock>, audit_spool: Option<std::path::PathBuf>) -> Result<Db, StoreError> {
         sqlx::any::install_default_drivers();
         let dialect = dialect_of(url)?;
         let mut url_owned = url.to_string();
@@ -133,30 +151,26 @@ impl Db {
         // its audit row) survive a power cut, not only a crash. Intake group-commits to keep
         // this cheap.
         let pool = connect(if dialect == Dialect::Sqlite { 8 } else { 16 }, "FULL").await?;
-        // Audit rows of reads, which change nothing, are written through a connection of
-        // their own with synchronous = NORMAL: in WAL mode such a commit survives a crash of
-        // civicgrid but not of the machine, and it costs no fsync per batch (see
-        // docs/ARCHITECTURE.md, "Accounts and the audit trail").
-        let audit_pool = match dialect {
-            Dialect::Sqlite => connect(1, "NORMAL").await?,
-            Dialect::Postgres => pool.clone(),
+        migrations::run(&migrations::MigrationTarget { pool: &pool, dialect, clock: clock.as_ref() }).await?;
+        let spool_dir = match audit_spool {
+            Some(dir) => dir,
+            None => default_spool_dir(dialect, &url_owned),
         };
-        let audit_sink = crate::audit::AuditSink::start(audit_pool, dialect, clock.clone());
+        let audit_spool = crate::audit_spool::AuditSpool::start(spool_dir, pool.clone(), dialect, clock.clone()).await?;
         if dialect == Dialect::Sqlite {
             spawn_checkpoints(pool.clone());
         }
-        let db = Db {
+        let db = Db(Arc::new(DbInner {
             pool,
             dialect,
             clock,
             url: url.to_string(),
             audit_reads: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            audit_sink,
+            audit_spool,
             auth_cache: Arc::new(crate::auth::AuthCache::default()),
             timing_cache: Arc::new(crate::timing::TimingCache::default()),
             intake: crate::intake::IntakeSink::start(),
-        };
-        migrations::run(&db).await?;
+        }));
         Ok(db)
     }
 
@@ -236,6 +250,23 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     let mut q: Vec<&str> = query.split('&').filter(|s| !s.is_empty() && !s.starts_with("mode=")).collect();
     q.push("mode=rwc");
     Ok(format!("sqlite://{path}?{}", q.join("&")))
+}
+
+/// Where audit rows wait for import when no folder is configured: beside an SQLite file
+/// (`civicgrid.db.audit-spool/`); for PostgreSQL, a folder of the system's temporary folder
+/// named after the database (`civicgrid serve` names `data/audit-spool` instead).
+fn default_spool_dir(dialect: Dialect, url: &str) -> std::path::PathBuf {
+    match dialect {
+        Dialect::Sqlite => {
+            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+            std::path::PathBuf::from(format!("{path}.audit-spool"))
+        }
+        Dialect::Postgres => {
+            let digest = domain::audit::secret_digest(&redact_url(url));
+            std::env::temp_dir().join("civicgrid-audit-spool").join(&digest[..16])
+        }
+    }
 }
 
 /// Begin a transaction that holds the store's write lock (see `Db::write_tx`).

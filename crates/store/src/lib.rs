@@ -8,6 +8,7 @@
 
 pub mod areas;
 pub mod audit;
+mod audit_spool;
 pub mod auth;
 pub mod catalogue;
 pub mod collection;

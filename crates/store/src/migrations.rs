@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::db::{Db, Dialect};
+use crate::db::Dialect;
 use crate::StoreError;
 
 struct Migration {
@@ -86,12 +86,31 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_person_kind.sql"),
         postgres: include_str!("../migrations/postgres/0013_person_kind.sql"),
     },
+    Migration {
+        version: 14,
+        name: "audit_spool",
+        sqlite: include_str!("../migrations/sqlite/0014_audit_spool.sql"),
+        postgres: include_str!("../migrations/postgres/0014_audit_spool.sql"),
+    },
 ];
+
+/// What migrations need of a store that is still being opened.
+pub(crate) struct MigrationTarget<'a> {
+    pub pool: &'a sqlx::AnyPool,
+    pub dialect: Dialect,
+    pub clock: &'a dyn domain::clock::Clock,
+}
+
+impl MigrationTarget<'_> {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
 
 /// Lock key for migrations and change-log appends on PostgreSQL.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6369_7669_636d;
 
-pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
+pub(crate) async fn run(db: &MigrationTarget<'_>) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
     if db.dialect == Dialect::Postgres {
         // Two servers starting at once: the second waits, then finds nothing to do.

@@ -601,7 +601,7 @@ impl RegisterDesk<'_> {
 
     pub(crate) async fn audit_read(&self, action: &str, entity: &str, id: &str, detail: &str) -> Result<(), StoreError> {
         if self.db().audit_reads() {
-            self.db().audit(self.s.actor.entry(action, entity, id, "ok", detail)).await?;
+            self.db().audit_as(&self.s.actor, action, entity, id, "ok", detail).await?;
         }
         Ok(())
     }

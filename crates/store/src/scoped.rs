@@ -205,7 +205,7 @@ impl AccountAdmin<'_> {
     pub async fn get(&self, id: i64) -> Result<Account, StoreError> {
         let a = self.find(id, "account.read").await?;
         if self.s.db.audit_reads() {
-            self.s.db.audit(self.s.actor.entry("account.read", "account", &id.to_string(), "ok", "")).await?;
+            self.s.db.audit_as(&self.s.actor, "account.read", "account", &id.to_string(), "ok", "").await?;
         }
         Ok(a)
     }

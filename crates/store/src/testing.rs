@@ -125,16 +125,19 @@ impl Db {
 impl Db {
     /// Try to change every audit row, as an administrator with database access might.
     pub async fn try_update_audit_for_tests(&self) -> Result<u64, crate::StoreError> {
+        self.flush_audit().await?;
         Ok(sqlx::query("UPDATE audit_log SET detail = 'rewritten'").execute(&self.pool).await?.rows_affected())
     }
 
     /// Try to delete every audit row.
     pub async fn try_delete_audit_for_tests(&self) -> Result<u64, crate::StoreError> {
+        self.flush_audit().await?;
         Ok(sqlx::query("DELETE FROM audit_log").execute(&self.pool).await?.rows_affected())
     }
 
     /// Edit one audit row the way an intruder would: around the append-only triggers.
     pub async fn tamper_audit_for_tests(&self, seq: i64, detail: &str) -> Result<(), crate::StoreError> {
+        self.flush_audit().await?;
         let mut tx = self.pool.begin().await?;
         match self.dialect {
             Dialect::Sqlite => {

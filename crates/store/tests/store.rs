@@ -299,11 +299,15 @@ async fn concurrent_audit_rows_all_land_in_one_chain(d: Dialect) {
         temporary: false,
     };
     db.create_account(&actor, account).await.expect("account");
-    let mut seqs: Vec<i64> = Vec::new();
     for t in tasks {
-        seqs.push(t.await.expect("task").expect("audit"));
+        t.await.expect("task").expect("audit");
     }
-    seqs.sort_unstable();
+    let q = store::audit::AuditQuery { action: Some("read".into()), limit: 1000, ..Default::default() };
+    let rows = db.audit_rows_for_tests(&q).await.expect("rows");
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.entry.object_id.parse().expect("id")).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..300).collect::<Vec<i64>>(), "every row landed once");
+    let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
     seqs.dedup();
     assert_eq!(seqs.len(), 300, "every row got its own sequence number");
     assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 301 });

@@ -1,0 +1,431 @@
+//! The audit spool: how audit rows written outside a change's own transaction (reads of
+//! personal records, denied attempts, logins, exports) reach the trail cheaply without
+//! ever being lost.
+//!
+//! Before the answer leaves, the row is appended as one line of JSON to a spool file of
+//! this process (one `write(2)`, no waiting on another thread): from then on it survives a
+//! crash of civicgrid, as a commit with `synchronous = NORMAL` would. An importer task
+//! moves the lines into `audit_log` every few milliseconds in large batches: it chains them
+//! onto the trail's last row and advances the file's row in `audit_spool` in the same
+//! transaction (committed with `synchronous = FULL`), so a restart neither loses nor repeats
+//! a row. Searching or verifying the trail first waits until this process's spool is
+//! imported, so a search always sees the reads made before it.
+//!
+//! Each process writes its own file, created under a temporary name, locked (`flock`) and
+//! only then given its `.spool` name. A `.spool` file that nobody holds locked belongs to a
+//! process that has ended (crashed, or a command that stopped before its importer caught
+//! up): whoever opens the store next, and every running importer every few seconds,
+//! imports what is left of it and removes it. A last line without its newline was being
+//! written when that process died, was never answered, and is dropped.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use domain::audit::{AuditEntry, AuditEntryRef, GENESIS};
+use domain::clock::Clock;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::StoreError;
+use crate::db::{Dialect, begin_write};
+
+/// How often the importer looks at its spool when nobody asks it to (a flush wakes it at once).
+const IMPORT_INTERVAL: Duration = Duration::from_millis(25);
+/// How often it looks for spool files of processes that have ended.
+const ORPHAN_INTERVAL: Duration = Duration::from_secs(10);
+/// The most bytes one import transaction reads (about 15,000 rows).
+const MAX_READ: usize = 4 << 20;
+/// A file is closed for writing and a new one begun beyond this size.
+const ROTATE_BYTES: u64 = 64 << 20;
+/// How long a search or verify waits for the importer before giving up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One spool file of this process.
+struct SpoolFile {
+    name: String,
+    path: PathBuf,
+    /// Open for appending and reading; holds the file's lock for as long as it lives.
+    file: Arc<File>,
+    /// Bytes written (every line complete).
+    len: u64,
+}
+
+struct Writer {
+    /// The file being appended to (created at the first row).
+    current: Option<SpoolFile>,
+    /// Earlier files, closed for writing, waiting for the importer to finish them.
+    retired: Vec<SpoolFile>,
+    /// Numbers the files of this process.
+    next_file: u64,
+}
+
+/// The spool of one open store.
+pub(crate) struct AuditSpool {
+    dir: PathBuf,
+    /// Unique to this open store: the start of its files' names.
+    prefix: String,
+    writer: Mutex<Writer>,
+    /// Rows appended by this store, and rows of its files imported so far.
+    written: AtomicU64,
+    imported: tokio::sync::watch::Sender<u64>,
+    /// The last import's error and how many attempts in a row failed (a good one clears it).
+    failure: Mutex<Option<(String, u32)>>,
+    wake: tokio::sync::Notify,
+    clock: Arc<dyn Clock>,
+}
+
+impl AuditSpool {
+    /// Open the spool in `dir` (created if needed), import what ended processes left there,
+    /// and start this store's importer.
+    pub(crate) async fn start(dir: PathBuf, pool: AnyPool, dialect: Dialect, clock: Arc<dyn Clock>) -> Result<Arc<AuditSpool>, StoreError> {
+        std::fs::create_dir_all(&dir).map_err(|e| spool_error(&dir, "cannot create the audit spool folder", &e))?;
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("the operating system gave no randomness: {e}")))?;
+        let prefix = format!("{}-{}-{}", clock.now_ms(), std::process::id(), domain::audit::hex(&random));
+        let (imported, _) = tokio::sync::watch::channel(0);
+        let spool = Arc::new(AuditSpool {
+            dir,
+            prefix,
+            writer: Mutex::new(Writer { current: None, retired: Vec::new(), next_file: 1 }),
+            written: AtomicU64::new(0),
+            imported,
+            failure: Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
+            clock,
+        });
+        import_orphans(&spool, &pool, dialect).await?;
+        let weak = Arc::downgrade(&spool);
+        tokio::spawn(run_importer(weak, pool, dialect));
+        Ok(spool)
+    }
+
+    /// Append one row; when this returns, the row survives a crash of this process.
+    pub(crate) fn append(&self, mut e: AuditEntryRef<'_>) -> Result<(), StoreError> {
+        e.at = self.clock.now_ms();
+        let mut line = Vec::with_capacity(320);
+        serde_json::to_writer(&mut line, &e).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
+        line.push(b'\n');
+        let mut w = self.writer.lock().map_err(|_| StoreError::Corrupt("the audit spool's lock is poisoned".into()))?;
+        if w.current.as_ref().is_some_and(|f| f.len >= ROTATE_BYTES) {
+            if let Some(full) = w.current.take() {
+                w.retired.push(full);
+            }
+        }
+        if w.current.is_none() {
+            let n = w.next_file;
+            w.current = Some(self.create_file(n)?);
+            w.next_file += 1;
+        }
+        let Some(f) = w.current.as_mut() else { return Err(StoreError::Corrupt("no audit spool file".into())) };
+        if let Err(e) = (&*f.file).write_all(&line) {
+            // A partial line must not run into the next one: cut the file back.
+            let _ = f.file.set_len(f.len);
+            return Err(spool_error(&f.path, "cannot write the audit spool", &e));
+        }
+        f.len += line.len() as u64;
+        self.written.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn create_file(&self, n: u64) -> Result<SpoolFile, StoreError> {
+        let name = format!("{}-{n}.spool", self.prefix);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!("{name}.new"));
+        let file = OpenOptions::new().read(true).append(true).create_new(true).open(&tmp).map_err(|e| spool_error(&tmp, "cannot create an audit spool file", &e))?;
+        // Locked before it gets the name other processes look for, so it is never mistaken
+        // for a file left by an ended process.
+        file.try_lock().map_err(|e| StoreError::Corrupt(format!("cannot lock {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &path).map_err(|e| spool_error(&path, "cannot name an audit spool file", &e))?;
+        Ok(SpoolFile { name, path, file: Arc::new(file), len: 0 })
+    }
+
+    /// Wait until every row this store appended before the call is in `audit_log`.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let target = self.written.load(Ordering::Acquire);
+        let mut rx = self.imported.subscribe();
+        if *rx.borrow() >= target {
+            return Ok(());
+        }
+        self.wake.notify_one();
+        let waited = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            loop {
+                if *rx.borrow_and_update() >= target {
+                    return Ok(());
+                }
+                if let Some((msg, attempts)) = self.failure.lock().ok().and_then(|f| f.clone()) {
+                    if attempts >= 3 {
+                        return Err(msg);
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Err("the audit importer has stopped".to_string());
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(StoreError::Corrupt(format!("the audit spool could not be imported: {msg}"))),
+            Err(_) => Err(StoreError::Corrupt("the audit spool was not imported within 30 s".into())),
+        }
+    }
+
+    /// The files to import now: (name, file, bytes written, retired).
+    fn snapshot(&self) -> Vec<(String, Arc<File>, u64, bool)> {
+        let Ok(w) = self.writer.lock() else { return Vec::new() };
+        let mut files: Vec<_> = w.retired.iter().map(|f| (f.name.clone(), f.file.clone(), f.len, true)).collect();
+        if let Some(f) = &w.current {
+            files.push((f.name.clone(), f.file.clone(), f.len, false));
+        }
+        files
+    }
+
+    /// A retired file is fully imported: remove it (its lock goes with the last handle).
+    fn forget_retired(&self, name: &str) {
+        let Ok(mut w) = self.writer.lock() else { return };
+        if let Some(k) = w.retired.iter().position(|f| f.name == name) {
+            let f = w.retired.remove(k);
+            let _ = std::fs::remove_file(&f.path);
+        }
+    }
+
+    /// Remove this store's files once everything in them is imported (a clean shutdown).
+    pub(crate) async fn close(&self) -> Result<(), StoreError> {
+        self.flush().await?;
+        let Ok(mut w) = self.writer.lock() else { return Ok(()) };
+        if self.written.load(Ordering::Acquire) > *self.imported.borrow() {
+            return Ok(()); // rows arrived meanwhile: leave the file for the next start
+        }
+        let current = w.current.take();
+        for f in w.retired.drain(..).chain(current) {
+            let _ = std::fs::remove_file(&f.path);
+        }
+        Ok(())
+    }
+}
+
+fn spool_error(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
+    StoreError::Corrupt(format!("{what} {}: {e}", path.display()))
+}
+
+async fn run_importer(spool: Weak<AuditSpool>, pool: AnyPool, dialect: Dialect) {
+    let mut last_orphan_scan = std::time::Instant::now();
+    loop {
+        let Some(s) = spool.upgrade() else { return };
+        let notified = s.wake.notified();
+        tokio::select! {
+            () = notified => {},
+            () = tokio::time::sleep(IMPORT_INTERVAL) => {},
+        }
+        let result = import_own(&s, &pool, dialect).await;
+        let result = match result {
+            Ok(()) if last_orphan_scan.elapsed() >= ORPHAN_INTERVAL => {
+                last_orphan_scan = std::time::Instant::now();
+                import_orphans(&s, &pool, dialect).await
+            }
+            other => other,
+        };
+        if let Ok(mut f) = s.failure.lock() {
+            match result {
+                Ok(()) => *f = None,
+                Err(e) => {
+                    tracing::error!(error = %e, "importing the audit spool failed; retrying");
+                    let attempts = f.as_ref().map_or(0, |(_, n)| *n) + 1;
+                    *f = Some((e.to_string(), attempts));
+                    // Wake anyone flushing, so they see the failure.
+                    s.imported.send_modify(|_| {});
+                }
+            }
+        }
+    }
+}
+
+/// Import what this store has appended so far.
+async fn import_own(s: &AuditSpool, pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+    for (name, file, len, retired) in s.snapshot() {
+        loop {
+            let step = import_step(pool, dialect, s.clock.as_ref(), &name, &file, len).await?;
+            if step.rows > 0 {
+                s.imported.send_modify(|n| *n += step.rows);
+            }
+            if step.done {
+                break;
+            }
+        }
+        if retired {
+            s.forget_retired(&name);
+        }
+    }
+    Ok(())
+}
+
+/// Import and remove the `.spool` files of processes that have ended (nobody holds them).
+async fn import_orphans(s: &AuditSpool, pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+    let Ok(entries) = std::fs::read_dir(&s.dir) else { return Ok(()) };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".spool") && !n.starts_with(&s.prefix))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = s.dir.join(&name);
+        let Ok(file) = File::open(&path) else { continue };
+        if file.try_lock().is_err() {
+            continue; // a live process's file
+        }
+        let len = file.metadata().map_err(|e| spool_error(&path, "cannot read", &e))?.len();
+        let mut total = 0;
+        loop {
+            let step = import_step(pool, dialect, s.clock.as_ref(), &name, &file, len).await?;
+            total += step.rows;
+            if step.done {
+                if step.torn_bytes > 0 {
+                    tracing::warn!(file = %name, bytes = step.torn_bytes, "an ended process's audit spool ends in a part-written row (never answered); dropped");
+                }
+                break;
+            }
+        }
+        std::fs::remove_file(&path).map_err(|e| spool_error(&path, "cannot remove", &e))?;
+        tracing::info!(file = %name, rows = total, "imported the audit spool of an ended process");
+    }
+    Ok(())
+}
+
+struct Step {
+    /// Spool lines taken by this step.
+    rows: u64,
+    /// Nothing complete is left up to the given length.
+    done: bool,
+    /// Bytes after the last complete line (when done).
+    torn_bytes: u64,
+}
+
+/// One import transaction: rows of `file` from where the last import of it stopped, up to
+/// `len`, chained onto the trail, with the file's progress row moved in the same commit.
+async fn import_step(pool: &AnyPool, dialect: Dialect, clock: &dyn Clock, name: &str, file: &File, len: u64) -> Result<Step, StoreError> {
+    let mut tx = begin_write(pool, dialect).await?;
+    let from: i64 = sqlx::query("SELECT imported_bytes FROM audit_spool WHERE file = $1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<i64, _>(0))
+        .transpose()?
+        .unwrap_or(0);
+    let from = from.max(0) as u64;
+    if from >= len {
+        tx.rollback().await?;
+        return Ok(Step { rows: 0, done: true, torn_bytes: 0 });
+    }
+    let want = ((len - from) as usize).min(MAX_READ);
+    let mut buf = vec![0u8; want];
+    file.read_exact_at(&mut buf, from).map_err(|e| StoreError::Corrupt(format!("cannot read audit spool {name}: {e}")))?;
+    let Some(end) = buf.iter().rposition(|b| *b == b'\n').map(|p| p + 1) else {
+        tx.rollback().await?;
+        // No complete line: a torn tail (or, impossibly, one line longer than MAX_READ).
+        return Ok(Step { rows: 0, done: true, torn_bytes: len - from });
+    };
+    let mut entries = Vec::new();
+    let mut unreadable = 0u64;
+    for line in buf[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<AuditEntry>(line) {
+            Ok(e) => entries.push(e),
+            Err(_) => unreadable += 1,
+        }
+    }
+    let lines = entries.len() as u64 + unreadable;
+    if unreadable > 0 {
+        tracing::error!(file = %name, rows = unreadable, "unreadable rows in an audit spool");
+        entries.push(AuditEntry {
+            at: clock.now_ms(),
+            actor_kind: "system".into(),
+            actor_name: "audit-spool".into(),
+            action: "audit.spool_unreadable".into(),
+            object_type: "audit_spool".into(),
+            object_id: name.into(),
+            outcome: "failed".into(),
+            detail: format!("{unreadable} unreadable rows between bytes {from} and {}", from + end as u64),
+            ..Default::default()
+        });
+    }
+    insert_chained(&mut tx, dialect, entries).await?;
+    sqlx::query(
+        "INSERT INTO audit_spool (file, imported_bytes, imported_rows, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (file) DO UPDATE SET imported_bytes = excluded.imported_bytes, \
+         imported_rows = audit_spool.imported_rows + excluded.imported_rows, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind((from + end as u64) as i64)
+    .bind(lines as i64)
+    .bind(clock.now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let next = from + end as u64;
+    Ok(Step { rows: lines, done: next >= len, torn_bytes: 0 })
+}
+
+/// Rows a statement inserts at most (14 parameters a row, within both backends' limits).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Chain rows onto the trail's last row and insert them, inside a transaction that holds
+/// the write lock: multi-row INSERTs of bound values, one statement per 256 rows.
+async fn insert_chained(tx: &mut Transaction<'static, Any>, dialect: Dialect, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
+    let (mut seq, mut prev) = match last {
+        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+        None => (0, GENESIS.to_string()),
+    };
+    let mut rows = entries.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<AuditEntry> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let mut sql = String::with_capacity(200 + chunk.len() * 80);
+        sql.push_str("INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) VALUES ");
+        for k in 0..chunk.len() {
+            sql.push_str(if k == 0 { "(" } else { ",(" });
+            for c in 0..14 {
+                if c > 0 {
+                    sql.push(',');
+                }
+                // SQLite numbers plain `?` in order; a `$N` it would look up by name.
+                match dialect {
+                    Dialect::Sqlite => sql.push('?'),
+                    Dialect::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&(k * 14 + c + 1).to_string());
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            seq += 1;
+            let hash = e.chain_hash(seq, &prev);
+            let p = std::mem::replace(&mut prev, hash.clone());
+            q = q
+                .bind(seq)
+                .bind(e.at)
+                .bind(e.actor_kind)
+                .bind(e.actor_id)
+                .bind(e.actor_name)
+                .bind(e.action)
+                .bind(e.object_type)
+                .bind(e.object_id)
+                .bind(e.outcome)
+                .bind(e.detail)
+                .bind(e.operation_id)
+                .bind(e.client_addr)
+                .bind(p)
+                .bind(hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
