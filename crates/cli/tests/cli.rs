@@ -417,11 +417,16 @@ fn login_as(server: &Server, username: &str) -> String {
     login(&server.addr, username, &server.password_of(username))
 }
 
-/// Send one request on a fresh connection; None if the server is gone.
+/// POST one request on a fresh connection; None if the server is gone.
 fn try_send(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<String> {
+    try_request(addr, "POST", path, headers, body)
+}
+
+/// Send one request on a fresh connection; None if the server is gone.
+fn try_request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -525,6 +530,84 @@ fn acknowledged_reports_survive_sigkill_on_sqlite() {
 async fn acknowledged_reports_survive_sigkill_on_postgres() {
     let Some(url) = fresh_url(Dialect::Postgres).await else { return };
     tokio::task::spawn_blocking(move || acknowledged_reports_survive_sigkill(&url)).await.expect("test");
+}
+
+/// Audited reads pour in; the server is killed with SIGKILL in the middle; afterwards every
+/// read it answered has its row in the audit trail, exactly once, and the chain is whole.
+fn answered_reads_keep_their_audit_rows_after_sigkill(db: &str) {
+    let mut server = Server::start(db);
+    let token = login_as(&server, "admin");
+    let addr = server.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let (addr, token, stop) = (addr.clone(), token.clone(), stop.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut answered = Vec::new();
+            let bearer = format!("Bearer {token}");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_request(&addr, "GET", "/api/v1/accounts/5", &[("authorization", bearer.as_str())], "") {
+                    Some(r) if r.starts_with("HTTP/1.1 200") => {
+                        let op = r
+                            .lines()
+                            .find_map(|l| l.strip_prefix("x-operation-id: "))
+                            .expect("an operation id on the answer")
+                            .trim()
+                            .to_string();
+                        answered.push(op);
+                    }
+                    Some(r) if r.is_empty() => break, // killed mid-answer: never answered
+                    Some(r) => panic!("a read was refused: {r}"),
+                    None => break,
+                }
+            }
+            answered
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("wait");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: Vec<String> = readers.into_iter().flat_map(|r| r.join().expect("reader")).collect();
+    assert!(answered.len() > 20, "the reads got going before the kill ({} answered)", answered.len());
+
+    // The next process to open the store imports what the killed one left in its spool.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let rows = runtime.block_on(async {
+        let store = store::Db::open(db).await.expect("open");
+        assert!(matches!(store.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { .. }));
+        let mut rows = Vec::new();
+        let mut before = None;
+        loop {
+            let q = store::audit::AuditQuery { action: Some("account.read".into()), before_seq: before, limit: 1000, ..Default::default() };
+            let page = store.audit_rows_for_tests(&q).await.expect("rows");
+            let Some(last) = page.last() else { break };
+            before = Some(last.seq);
+            rows.extend(page);
+        }
+        rows
+    });
+    let mut per_op = std::collections::HashMap::<&str, u32>::new();
+    for r in &rows {
+        *per_op.entry(r.entry.operation_id.as_str()).or_default() += 1;
+    }
+    for op in &answered {
+        assert_eq!(per_op.get(op.as_str()), Some(&1), "the read {op} was answered before the kill: its audit row is there once");
+    }
+    assert!(per_op.values().all(|n| *n == 1), "no read's row is there twice");
+    eprintln!("{} reads answered before SIGKILL, each with its audit row; {} rows of reads in all", answered.len(), rows.len());
+}
+
+#[test]
+fn answered_reads_keep_their_audit_rows_after_sigkill_on_sqlite() {
+    let dir = temp_dir("sigkill-reads");
+    answered_reads_keep_their_audit_rows_after_sigkill(&format!("sqlite://{}", dir.join("cg.db").display()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_reads_keep_their_audit_rows_after_sigkill_on_postgres() {
+    let Some(url) = fresh_url(Dialect::Postgres).await else { return };
+    tokio::task::spawn_blocking(move || answered_reads_keep_their_audit_rows_after_sigkill(&url)).await.expect("test");
 }
 
 /// A valid ID number (GB 11643) for a test row.

@@ -189,6 +189,11 @@ impl Db {
         })
     }
 
+    /// The folder where this store's audit rows wait for import (see `audit_spool.rs`).
+    pub fn audit_spool_dir(&self) -> &std::path::Path {
+        self.audit_spool.dir()
+    }
+
     /// Wait until every audit row this store has written is in `audit_log`.
     pub async fn flush_audit(&self) -> Result<(), StoreError> {
         self.audit_spool.flush().await

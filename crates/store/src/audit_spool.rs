@@ -103,6 +103,11 @@ impl AuditSpool {
         Ok(spool)
     }
 
+    /// The folder of the spool files.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Append one row; when this returns, the row survives a crash of this process.
     pub(crate) fn append(&self, mut e: AuditEntryRef<'_>) -> Result<(), StoreError> {
         e.at = self.clock.now_ms();

@@ -36,7 +36,11 @@ impl Db {
     /// A write transaction whose change-log appends commit in sequence order: SQLite takes
     /// its write lock at BEGIN (IMMEDIATE, so a read-then-write never fails to upgrade),
     /// PostgreSQL a transaction-level advisory lock.
+    ///
+    /// Audit rows this store has spooled are imported first, so that the trail lists what
+    /// happened in the order it happened (a refused import before the accepted retry).
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        self.audit_spool.flush().await?;
         crate::db::begin_write(&self.pool, self.dialect).await
     }
 

@@ -21,6 +21,8 @@ store::on_both_backends!(
     data_survives_reopening,
     audit_chain_catches_edits,
     concurrent_audit_rows_all_land_in_one_chain,
+    an_ended_processs_audit_spool_is_imported_once,
+    a_live_processs_audit_spool_is_left_alone,
     the_catalogue_and_calendar_round_trip,
     reports_arriving_together_share_a_commit_and_fail_alone,
     register_household_with_members,
@@ -311,6 +313,85 @@ async fn concurrent_audit_rows_all_land_in_one_chain(d: Dialect) {
     seqs.dedup();
     assert_eq!(seqs.len(), 300, "every row got its own sequence number");
     assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 301 });
+}
+
+/// Spool lines as a process writes them: one JSON row a line.
+fn spool_lines(from: usize, to: usize) -> String {
+    (from..to)
+        .map(|k| {
+            let e = domain::audit::AuditEntry {
+                at: 1_795_000_000_000 + k as i64,
+                actor_kind: "user".into(),
+                actor_id: Some(7),
+                actor_name: "zhou.min".into(),
+                action: "person.read".into(),
+                object_type: "person".into(),
+                object_id: k.to_string(),
+                outcome: "ok".into(),
+                detail: "走访核实 \"户籍\"".into(),
+                operation_id: format!("op-{k}"),
+                client_addr: "10.0.0.8".into(),
+            };
+            format!("{}\n", serde_json::to_string(&e).expect("json"))
+        })
+        .collect()
+}
+
+async fn read_rows(db: &Db) -> Vec<store::audit::AuditRow> {
+    let q = store::audit::AuditQuery { action: Some("person.read".into()), limit: 1000, ..Default::default() };
+    let mut rows = db.audit_rows_for_tests(&q).await.expect("rows");
+    rows.reverse();
+    rows
+}
+
+async fn an_ended_processs_audit_spool_is_imported_once(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let dir = db.audit_spool_dir().to_path_buf();
+    let url = db.url().to_string();
+    drop(db);
+    // A process ended while 40 rows waited in its spool, the last one half written.
+    let name = format!("1700000000000-{}-ended-1.spool", std::process::id());
+    let torn = &spool_lines(40, 41)[..30];
+    std::fs::write(dir.join(&name), format!("{}{torn}", spool_lines(0, 40))).expect("write spool");
+    let db = Db::open(&url).await.expect("open");
+    let rows = read_rows(&db).await;
+    let ids: Vec<&str> = rows.iter().map(|r| r.entry.object_id.as_str()).collect();
+    assert_eq!(ids, (0..40).map(|k| k.to_string()).collect::<Vec<_>>(), "every complete row, in order; the torn one dropped");
+    assert_eq!(rows[3].entry.detail, "走访核实 \"户籍\"");
+    assert_eq!(rows[3].entry.at, 1_795_000_000_003, "the time of the read, not of the import");
+    assert!(!dir.join(&name).exists(), "the imported spool is removed");
+    // Had it stopped after the commit and before removing the file, the file's imported
+    // bytes say where to go on: nothing is imported twice.
+    std::fs::write(dir.join(&name), format!("{}{}", spool_lines(0, 40), spool_lines(40, 45))).expect("write spool");
+    drop(db);
+    let db = Db::open(&url).await.expect("reopen");
+    let rows = read_rows(&db).await;
+    assert_eq!(rows.len(), 45, "the five new rows, and the forty not again");
+    assert_eq!(rows[44].entry.object_id, "44");
+    assert!(matches!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { .. }));
+    // This store's own rows reach the trail before a search reads it.
+    let actor = store::audit::Actor::cli("test");
+    db.audit(actor.entry("person.read", "person", "own", "ok", "")).await.expect("audit");
+    assert_eq!(read_rows(&db).await.last().map(|r| r.entry.object_id.clone()), Some("own".to_string()));
+}
+
+async fn a_live_processs_audit_spool_is_left_alone(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let dir = db.audit_spool_dir().to_path_buf();
+    let url = db.url().to_string();
+    // Another process is alive and holds its spool locked.
+    let path = dir.join(format!("1700000000000-{}-live-1.spool", std::process::id()));
+    std::fs::write(&path, spool_lines(0, 5)).expect("write spool");
+    let held = std::fs::File::open(&path).expect("open");
+    held.lock().expect("lock");
+    let other = Db::open(&url).await.expect("open another");
+    assert!(read_rows(&other).await.is_empty(), "a live process's rows are its own to import");
+    assert!(path.exists());
+    drop(held);
+    let third = Db::open(&url).await.expect("open a third");
+    assert_eq!(read_rows(&third).await.len(), 5, "once it has ended, the next store to open imports them");
+    assert!(!path.exists());
+    drop(db);
 }
 
 async fn the_catalogue_and_calendar_round_trip(d: Dialect) {
