@@ -115,10 +115,10 @@ impl AuditSpool {
         serde_json::to_writer(&mut line, &e).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
         line.push(b'\n');
         let mut w = self.writer.lock().map_err(|_| StoreError::Corrupt("the audit spool's lock is poisoned".into()))?;
-        if w.current.as_ref().is_some_and(|f| f.len >= ROTATE_BYTES) {
-            if let Some(full) = w.current.take() {
-                w.retired.push(full);
-            }
+        if w.current.as_ref().is_some_and(|f| f.len >= ROTATE_BYTES)
+            && let Some(full) = w.current.take()
+        {
+            w.retired.push(full);
         }
         if w.current.is_none() {
             let n = w.next_file;
@@ -161,10 +161,10 @@ impl AuditSpool {
                 if *rx.borrow_and_update() >= target {
                     return Ok(());
                 }
-                if let Some((msg, attempts)) = self.failure.lock().ok().and_then(|f| f.clone()) {
-                    if attempts >= 3 {
-                        return Err(msg);
-                    }
+                if let Some((msg, attempts)) = self.failure.lock().ok().and_then(|f| f.clone())
+                    && attempts >= 3
+                {
+                    return Err(msg);
                 }
                 if rx.changed().await.is_err() {
                     return Err("the audit importer has stopped".to_string());
