@@ -110,12 +110,19 @@ pub(crate) async fn append(db: &Db, tx: &mut Transaction<'static, Any>, mut e: A
     append_at(tx, e).await
 }
 
-async fn append_at(tx: &mut Transaction<'static, Any>, e: AuditEntry) -> Result<i64, StoreError> {
+/// The trail's last row (its `seq` and `hash`), or 0 and the genesis hash when it is empty;
+/// read inside a write transaction, so nobody appends in between.
+pub(crate) async fn chain_head(tx: &mut Transaction<'static, Any>) -> Result<(i64, String), StoreError> {
     let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
-    let (seq, prev) = match last {
-        Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
-        None => (1, GENESIS.to_string()),
-    };
+    Ok(match last {
+        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+        None => (0, GENESIS.to_string()),
+    })
+}
+
+async fn append_at(tx: &mut Transaction<'static, Any>, e: AuditEntry) -> Result<i64, StoreError> {
+    let (last, prev) = chain_head(tx).await?;
+    let seq = last + 1;
     let hash = e.chain_hash(seq, &prev);
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use domain::audit::{AuditEntry, AuditEntryRef, GENESIS};
+use domain::audit::{AuditEntry, AuditEntryRef};
 use domain::clock::Clock;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -382,11 +382,7 @@ async fn insert_chained(tx: &mut Transaction<'static, Any>, dialect: Dialect, en
     if entries.is_empty() {
         return Ok(());
     }
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
-    let (mut seq, mut prev) = match last {
-        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
-        None => (0, GENESIS.to_string()),
-    };
+    let (mut seq, mut prev) = crate::audit::chain_head(tx).await?;
     let mut rows = entries.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<AuditEntry> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();

@@ -114,7 +114,7 @@ impl Db {
         }
         let opts = AnyConnectOptions::from_str(&url_owned)
             .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact_url(url))))?;
-        let connect = |max: u32, synchronous: &'static str| {
+        let connect = |max: u32| {
             let opts = opts.clone();
             async move {
                 let pool_opts = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).after_connect(
@@ -125,7 +125,7 @@ impl Db {
                                 conn.execute("PRAGMA journal_mode = WAL").await?;
                                 conn.execute("PRAGMA foreign_keys = ON").await?;
                                 conn.execute("PRAGMA busy_timeout = 10000").await?;
-                                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}"))).await?;
+                                conn.execute("PRAGMA synchronous = FULL").await?;
                                 // Statement journals (a multi-row INSERT inside a transaction) in memory.
                                 conn.execute("PRAGMA temp_store = MEMORY").await?;
                                 // A larger page cache per connection (32 MB; the default is
@@ -150,7 +150,7 @@ impl Db {
         // A commit is durable when it returns: acknowledged reports and every change (with
         // its audit row) survive a power cut, not only a crash. Intake group-commits to keep
         // this cheap.
-        let pool = connect(if dialect == Dialect::Sqlite { 8 } else { 16 }, "FULL").await?;
+        let pool = connect(if dialect == Dialect::Sqlite { 8 } else { 16 }).await?;
         migrations::run(&migrations::MigrationTarget { pool: &pool, dialect, clock: clock.as_ref() }).await?;
         let spool_dir = match audit_spool {
             Some(dir) => dir,
