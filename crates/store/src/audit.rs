@@ -175,7 +175,7 @@ impl Db {
     /// denied attempt, a login). When this returns the row survives a crash of civicgrid;
     /// it reaches `audit_log` within milliseconds (see `audit_spool.rs`).
     pub async fn audit(&self, e: AuditEntry) -> Result<(), StoreError> {
-        self.audit_spool.append(e.as_ref())
+        self.audit_spool.append(e.as_ref()).await
     }
 
     /// The same, for a row of `actor`'s, without building an [`AuditEntry`] first (reads
@@ -194,6 +194,7 @@ impl Db {
             operation_id: &actor.operation_id,
             client_addr: &actor.client_addr,
         })
+        .await
     }
 
     /// The folder where this store's audit rows wait for import (see `audit_spool.rs`).

@@ -322,13 +322,14 @@ fn spool_lines(from: usize, to: usize) -> String {
             let e = domain::audit::AuditEntry {
                 at: 1_795_000_000_000 + k as i64,
                 actor_kind: "user".into(),
-                actor_id: Some(7),
+                actor_id: (k % 3 != 1).then_some(7),
                 actor_name: "zhou.min".into(),
                 action: "person.read".into(),
                 object_type: "person".into(),
                 object_id: k.to_string(),
                 outcome: "ok".into(),
-                detail: "走访核实 \"户籍\"".into(),
+                // Escapes of every kind, none at all, and nothing.
+                detail: ["走访核实 \"户籍\"\n\t\\ \u{1}😀", "", "入户走访"][k % 3].into(),
                 operation_id: format!("op-{k}"),
                 client_addr: "10.0.0.8".into(),
             };
@@ -357,17 +358,24 @@ async fn an_ended_processs_audit_spool_is_imported_once(d: Dialect) {
     let rows = read_rows(&db).await;
     let ids: Vec<&str> = rows.iter().map(|r| r.entry.object_id.as_str()).collect();
     assert_eq!(ids, (0..40).map(|k| k.to_string()).collect::<Vec<_>>(), "every complete row, in order; the torn one dropped");
-    assert_eq!(rows[3].entry.detail, "走访核实 \"户籍\"");
+    assert_eq!(rows[3].entry.detail, "走访核实 \"户籍\"\n\t\\ \u{1}😀");
+    assert_eq!((rows[4].entry.actor_id, rows[4].entry.detail.as_str()), (None, ""));
+    assert_eq!((rows[5].entry.actor_id, rows[5].entry.detail.as_str()), (Some(7), "入户走访"));
     assert_eq!(rows[3].entry.at, 1_795_000_000_003, "the time of the read, not of the import");
+    assert!(matches!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 40 }));
     assert!(!dir.join(&name).exists(), "the imported spool is removed");
     // Had it stopped after the commit and before removing the file, the file's imported
     // bytes say where to go on: nothing is imported twice.
-    std::fs::write(dir.join(&name), format!("{}{}", spool_lines(0, 40), spool_lines(40, 45))).expect("write spool");
+    // (The last line as another writer might put it: keys in another order, spaces, a key
+    // we do not know, an escaped key.)
+    let odd = "{ \"client_addr\": \"10.0.0.9\", \"outcome\":\"ok\", \"detail\":\"\", \"operation_id\":\"op-x\", \"object_id\":\"45\", \"object_type\":\"person\", \"action\":\"person.read\", \"actor_name\":\"zhou.min\", \"actor_kind\":\"user\", \"a\\u0074\":1795000000045, \"extra\":[1] }\n";
+    std::fs::write(dir.join(&name), format!("{}{}{odd}", spool_lines(0, 40), spool_lines(40, 45))).expect("write spool");
     drop(db);
     let db = Db::open(&url).await.expect("reopen");
     let rows = read_rows(&db).await;
-    assert_eq!(rows.len(), 45, "the five new rows, and the forty not again");
+    assert_eq!(rows.len(), 46, "the six new rows, and the forty not again");
     assert_eq!(rows[44].entry.object_id, "44");
+    assert_eq!((rows[45].entry.at, rows[45].entry.actor_id, rows[45].entry.client_addr.as_str()), (1_795_000_000_045, None, "10.0.0.9"));
     assert!(matches!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { .. }));
     // This store's own rows reach the trail before a search reads it.
     let actor = store::audit::Actor::cli("test");
