@@ -150,8 +150,12 @@ impl AuditSpool {
             (w.open_group, leader)
         };
         if leader {
+            // The group is written when the guard drops: after the yield, or, should this
+            // request be cancelled at the yield (a client that hangs up), right then, so
+            // the rows that joined it never wait for a writer that is gone.
+            let writer = GroupWriter(self);
             tokio::task::yield_now().await;
-            self.write_groups();
+            drop(writer);
         }
         let mut rx = self.done_group.subscribe();
         while *rx.borrow_and_update() < group {
@@ -309,6 +313,15 @@ impl AuditSpool {
             let _ = std::fs::remove_file(&f.path);
         }
         Ok(())
+    }
+}
+
+/// Writes the pending groups when dropped (see [`AuditSpool::append`]).
+struct GroupWriter<'a>(&'a AuditSpool);
+
+impl Drop for GroupWriter<'_> {
+    fn drop(&mut self) {
+        self.0.write_groups();
     }
 }
 

@@ -23,6 +23,7 @@ store::on_both_backends!(
     concurrent_audit_rows_all_land_in_one_chain,
     an_ended_processs_audit_spool_is_imported_once,
     a_live_processs_audit_spool_is_left_alone,
+    a_cancelled_read_does_not_stall_the_audit_spool,
     the_catalogue_and_calendar_round_trip,
     reports_arriving_together_share_a_commit_and_fail_alone,
     register_household_with_members,
@@ -381,6 +382,24 @@ async fn an_ended_processs_audit_spool_is_imported_once(d: Dialect) {
     let actor = store::audit::Actor::cli("test");
     db.audit(actor.entry("person.read", "person", "own", "ok", "")).await.expect("audit");
     assert_eq!(read_rows(&db).await.last().map(|r| r.entry.object_id.clone()), Some("own".to_string()));
+}
+
+async fn a_cancelled_read_does_not_stall_the_audit_spool(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let actor = store::audit::Actor::cli("test");
+    // A request whose client hangs up is dropped at its first await: here, the row's
+    // append, as the writer of its group, at the yield before the write.
+    let mut first = Box::pin(db.audit(actor.entry("person.read", "person", "cancelled", "ok", "")));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(first.as_mut().poll(&mut cx).is_pending(), "the writer yields before it writes");
+    drop(first);
+    // The next read's row is still written, and does not wait for a writer that is gone.
+    tokio::time::timeout(std::time::Duration::from_secs(10), db.audit(actor.entry("person.read", "person", "next", "ok", "")))
+        .await
+        .expect("the next append returns")
+        .expect("and succeeds");
+    let ids: Vec<String> = read_rows(&db).await.into_iter().map(|r| r.entry.object_id).collect();
+    assert_eq!(ids, ["cancelled", "next"], "the cut-off row was written with its group, then the next");
 }
 
 async fn a_live_processs_audit_spool_is_left_alone(d: Dialect) {
