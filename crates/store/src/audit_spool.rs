@@ -560,7 +560,7 @@ async fn insert_chained(tx: &mut Transaction<'static, Any>, dialect: Dialect, ro
     let mut hashes = Vec::with_capacity(67 * count + 2);
     let mut prev = [0u8; 64];
     let mut seq = last;
-    let mut push = |entry: AuditEntryRef<'_>, raw: Option<&[u8]>, json: &mut Vec<u8>| -> Result<(), StoreError> {
+    let mut push = |entry: AuditEntryRef<'_>, raw: Option<&[u8]>| -> Result<(), StoreError> {
         seq += 1;
         let prev_str = if seq == last + 1 { first_prev.as_str() } else { std::str::from_utf8(&prev).unwrap_or_default() };
         let mut hash = [0u8; 64];
@@ -579,15 +579,15 @@ async fn insert_chained(tx: &mut Transaction<'static, Any>, dialect: Dialect, ro
             // A line without escapes is passed as it is: its keys and strings read the same
             // to the database's JSON functions as they did to ours.
             Some(line) if !line.contains(&b'\\') => json.extend_from_slice(line),
-            _ => serde_json::to_writer(&mut *json, &entry).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?,
+            _ => serde_json::to_writer(&mut json, &entry).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?,
         }
         Ok(())
     };
     for (row, line) in rows {
-        push(row.as_entry(), Some(line), &mut json)?;
+        push(row.as_entry(), Some(line))?;
     }
     if let Some(n) = note {
-        push(n.as_ref(), None, &mut json)?;
+        push(n.as_ref(), None)?;
     }
     json.push(b']');
     let json = String::from_utf8(json).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))?;
