@@ -1,9 +1,15 @@
-# Shared by the HTTP bench scripts (sourced, not run): release binaries, a work folder that
+# Shared by the HTTP bench scripts (sourced, not run): release binaries (or those in
+# $CIVICGRID_BENCH_BIN), a work folder that
 # is removed on exit, a store on the chosen backend ($db), and start NAME CMD…, which starts
 # a program that prints its address and echoes that address (its pid goes to NAME.pid).
 # Expects $backend to be sqlite or postgres.
-cargo build --release -q -p civicgrid -p bench --bin civicgrid --bin loadgen
-bin=target/release
+# CIVICGRID_BENCH_BIN names a folder of binaries built earlier (to compare two builds).
+if [ -n "${CIVICGRID_BENCH_BIN:-}" ]; then
+  bin=$CIVICGRID_BENCH_BIN
+else
+  cargo build --release -q -p civicgrid -p bench --bin civicgrid --bin loadgen
+  bin=target/release
+fi
 work=$(mktemp -d)
 cleanup() { for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$work"; }
 trap cleanup EXIT

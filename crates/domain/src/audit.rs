@@ -45,6 +45,32 @@ pub struct AuditEntryRef<'a> {
     pub client_addr: &'a str,
 }
 
+impl AuditEntryRef<'_> {
+    /// The row as the trail can store it, when that differs from this one: PostgreSQL's
+    /// text cannot hold a NUL character, so each becomes U+FFFD on both backends (a row
+    /// must read, and hash, the same wherever it is stored).
+    pub fn to_storable(&self) -> Option<AuditEntry> {
+        let fields = [self.actor_kind, self.actor_name, self.action, self.object_type, self.object_id, self.outcome, self.detail, self.operation_id, self.client_addr];
+        if !fields.iter().any(|f| f.contains('\0')) {
+            return None;
+        }
+        let clean = |f: &str| f.replace('\0', "\u{FFFD}");
+        Some(AuditEntry {
+            at: self.at,
+            actor_kind: clean(self.actor_kind),
+            actor_id: self.actor_id,
+            actor_name: clean(self.actor_name),
+            action: clean(self.action),
+            object_type: clean(self.object_type),
+            object_id: clean(self.object_id),
+            outcome: clean(self.outcome),
+            detail: clean(self.detail),
+            operation_id: clean(self.operation_id),
+            client_addr: clean(self.client_addr),
+        })
+    }
+}
+
 impl AuditEntry {
     /// The same row, borrowed.
     pub fn as_ref(&self) -> AuditEntryRef<'_> {
@@ -160,6 +186,15 @@ mod tests {
         g.actor_name = "user".into();
         g.actor_kind = String::new();
         assert_ne!(h, g.chain_hash(1, GENESIS), "fields cannot slide into each other");
+    }
+
+    #[test]
+    fn a_nul_is_replaced_and_nothing_else_changes() {
+        let clean = AuditEntry { actor_name: "li.na".into(), detail: "走访\n说明".into(), ..Default::default() };
+        assert!(clean.as_ref().to_storable().is_none());
+        let with_nul = AuditEntry { at: 5, actor_id: Some(3), actor_name: "li\0na".into(), detail: "\0走访\0".into(), ..Default::default() };
+        let stored = with_nul.as_ref().to_storable().expect("changed");
+        assert_eq!(stored, AuditEntry { actor_name: "li\u{FFFD}na".into(), detail: "\u{FFFD}走访\u{FFFD}".into(), ..with_nul.clone() });
     }
 
     #[test]

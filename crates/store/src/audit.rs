@@ -7,7 +7,7 @@ use domain::{Credential, Principal};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::db::Db;
+use crate::db::{Db, Dialect};
 use crate::StoreError;
 
 /// Who is acting and from where, for the rows their actions leave.
@@ -80,7 +80,11 @@ pub struct AuditRow {
     pub hash: String,
 }
 
-const COLUMNS: &str = "seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash";
+/// The trail's columns, as read from `audit_log a`.
+const COLUMNS: &str = "a.seq, a.at, a.actor_kind, a.actor_id, a.actor_name, a.action, a.object_type, a.object_id, a.outcome, a.detail, a.operation_id, a.client_addr, a.prev_hash, a.hash";
+
+/// Rows per block of the trail's search index (migration 0015 uses the same number).
+pub(crate) const BLOCK_ROWS: i64 = 1024;
 
 fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
@@ -107,7 +111,65 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
 /// so that each row chains to the one before it).
 pub(crate) async fn append(db: &Db, tx: &mut Transaction<'static, Any>, mut e: AuditEntry) -> Result<i64, StoreError> {
     e.at = db.now_ms();
-    append_at(tx, e).await
+    if let Some(storable) = e.as_ref().to_storable() {
+        e = storable;
+    }
+    let seq = append_at(tx, &e).await?;
+    index_blocks(tx, db.dialect, [(seq, e.at, e.actor_name.as_str())]).await?;
+    Ok(seq)
+}
+
+/// Keep the trail's search index covering rows just inserted in `tx` (each given as its
+/// `seq`, `at` and actor name, in `seq` order): for every block they fall in, widen its
+/// time range and list their actors. A batch of any size costs a statement per block and
+/// one for the actors, not an index entry per row.
+pub(crate) async fn index_blocks<'a>(tx: &mut Transaction<'static, Any>, dialect: Dialect, rows: impl IntoIterator<Item = (i64, i64, &'a str)>) -> Result<(), StoreError> {
+    let mut blocks: Vec<(i64, i64, i64)> = Vec::new();
+    let mut actors: Vec<(&str, i64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (seq, at, actor) in rows {
+        let block = seq / BLOCK_ROWS;
+        match blocks.last_mut() {
+            Some((b, lo, hi)) if *b == block => {
+                *lo = (*lo).min(at);
+                *hi = (*hi).max(at);
+            }
+            _ => blocks.push((block, at, at)),
+        }
+        // Rows come in runs of one actor's: the run is the common case, the set the rest.
+        if actors.last() != Some(&(actor, block)) && seen.insert((actor, block)) {
+            actors.push((actor, block));
+        }
+    }
+    let upsert = match dialect {
+        Dialect::Sqlite => {
+            "INSERT INTO audit_block (block, min_at, max_at) VALUES ($1, $2, $3) ON CONFLICT (block) DO UPDATE \
+             SET min_at = min(audit_block.min_at, excluded.min_at), max_at = max(audit_block.max_at, excluded.max_at)"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO audit_block (block, min_at, max_at) VALUES ($1, $2, $3) ON CONFLICT (block) DO UPDATE \
+             SET min_at = least(audit_block.min_at, excluded.min_at), max_at = greatest(audit_block.max_at, excluded.max_at)"
+        }
+    };
+    for (block, lo, hi) in blocks {
+        sqlx::query(upsert).bind(block).bind(lo).bind(hi).execute(&mut **tx).await?;
+    }
+    if actors.is_empty() {
+        return Ok(());
+    }
+    let pairs = serde_json::to_string(&actors).map_err(|e| StoreError::Corrupt(format!("audit index: {e}")))?;
+    let insert = match dialect {
+        Dialect::Sqlite => {
+            "INSERT INTO audit_block_actor (actor_name, block) SELECT j.value ->> 0, j.value ->> 1 FROM json_each($1) AS j WHERE true \
+             ON CONFLICT DO NOTHING"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO audit_block_actor (actor_name, block) SELECT j ->> 0, (j ->> 1)::bigint FROM jsonb_array_elements($1::jsonb) AS j \
+             ON CONFLICT DO NOTHING"
+        }
+    };
+    sqlx::query(insert).bind(pairs).execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// The trail's last row (its `seq` and `hash`), or 0 and the genesis hash when it is empty;
@@ -120,7 +182,7 @@ pub(crate) async fn chain_head(tx: &mut Transaction<'static, Any>) -> Result<(i6
     })
 }
 
-async fn append_at(tx: &mut Transaction<'static, Any>, e: AuditEntry) -> Result<i64, StoreError> {
+async fn append_at(tx: &mut Transaction<'static, Any>, e: &AuditEntry) -> Result<i64, StoreError> {
     let (last, prev) = chain_head(tx).await?;
     let seq = last + 1;
     let hash = e.chain_hash(seq, &prev);
@@ -145,6 +207,41 @@ async fn append_at(tx: &mut Transaction<'static, Any>, e: AuditEntry) -> Result<
     .execute(&mut **tx)
     .await?;
     Ok(seq)
+}
+
+/// A value a search binds.
+enum Value<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// A search's text filter, unless it is absent or empty.
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
+}
+
+/// Add `sql $n` to a search's clauses, `$n` being `v`'s place in `values` (the order they
+/// are bound in).
+fn clause<'a>(clauses: &mut Vec<String>, values: &mut Vec<Value<'a>>, sql: &str, v: Value<'a>) {
+    values.push(v);
+    clauses.push(format!("{sql} ${}", values.len()));
+}
+
+/// ` WHERE` and the clauses, or nothing when there are none.
+fn where_all(clauses: &[String]) -> String {
+    if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) }
+}
+
+/// Run a search with its values bound in order.
+async fn fetch_rows(pool: &sqlx::AnyPool, sql: String, values: Vec<Value<'_>>) -> Result<Vec<AuditRow>, StoreError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for v in values {
+        query = match v {
+            Value::Text(t) => query.bind(t.to_string()),
+            Value::Int(i) => query.bind(i),
+        };
+    }
+    query.fetch_all(pool).await?.iter().map(audit_row).collect()
 }
 
 /// What `civicgrid audit verify` found.
@@ -213,18 +310,36 @@ impl Db {
         self.audit_spool.close().await
     }
 
-    /// Walk the whole trail and check its chain.
+    /// Walk the whole trail and check its chain, and that the search index lists every row.
     pub async fn verify_audit(&self) -> Result<ChainCheck, StoreError> {
         self.flush_audit().await?;
         let mut prev = GENESIS.to_string();
         let mut expected_seq = 1;
         let mut after = 0i64;
         loop {
-            let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 5000");
+            let sql = format!("SELECT {COLUMNS} FROM audit_log a WHERE a.seq > $1 ORDER BY a.seq LIMIT 5000");
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).fetch_all(&self.pool).await?;
             if rows.is_empty() {
                 return Ok(ChainCheck::Intact { rows: expected_seq - 1 });
             }
+            // The search index of the blocks this page spans.
+            let (first, last) = (rows[0].try_get::<i64, _>("seq")?, rows[rows.len() - 1].try_get::<i64, _>("seq")?);
+            let blocks: std::collections::HashMap<i64, (i64, i64)> = sqlx::query("SELECT block, min_at, max_at FROM audit_block WHERE block >= $1 AND block <= $2")
+                .bind(first / BLOCK_ROWS)
+                .bind(last / BLOCK_ROWS)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get::<i64, _>(0)?, (r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?))))
+                .collect::<Result<_, StoreError>>()?;
+            let actors: std::collections::HashSet<(String, i64)> = sqlx::query("SELECT actor_name, block FROM audit_block_actor WHERE block >= $1 AND block <= $2")
+                .bind(first / BLOCK_ROWS)
+                .bind(last / BLOCK_ROWS)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .collect::<Result<_, StoreError>>()?;
             for r in &rows {
                 let row = audit_row(r)?;
                 if row.seq != expected_seq {
@@ -239,6 +354,11 @@ impl Db {
                 if row.entry.chain_hash(row.seq, &prev) != row.hash {
                     return Ok(ChainCheck::Broken { seq: row.seq, reason: "its contents do not match its hash".into() });
                 }
+                let block = row.seq / BLOCK_ROWS;
+                let timed = blocks.get(&block).is_some_and(|(lo, hi)| (*lo..=*hi).contains(&row.entry.at));
+                if !timed || !actors.contains(&(row.entry.actor_name.clone(), block)) {
+                    return Ok(ChainCheck::Broken { seq: row.seq, reason: "the search index does not cover it (a search by actor or time would miss it)".into() });
+                }
                 prev = row.hash.clone();
                 expected_seq += 1;
                 after = row.seq;
@@ -247,37 +367,66 @@ impl Db {
     }
 
     /// Search the trail, newest first. Only auditors reach this (through their handle).
+    ///
+    /// A search by actor or time reads the block index (migration 0015) for the blocks that
+    /// can hold a match, newest first, and scans only those blocks' rows, so it stops as soon
+    /// as a page is full. Other filters are checked row by row.
     pub(crate) async fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
         self.flush_audit().await?;
-        let mut clauses: Vec<String> = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
-        let mut ints: Vec<i64> = Vec::new();
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            n
-        };
-        for (col, v) in [("actor_name", &q.actor), ("action", &q.action), ("outcome", &q.outcome), ("object_id", &q.object_id)] {
-            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                clauses.push(format!("{col} = ${}", next()));
-                texts.push(v.clone());
-            }
-        }
-        for (op, v) in [("at >=", q.from_ms), ("at <", q.to_ms), ("seq <", q.before_seq)] {
+        let limit = q.limit.clamp(1, 1000);
+        let mut values: Vec<Value<'_>> = Vec::new();
+        // What a row must match.
+        let mut rows: Vec<String> = Vec::new();
+        let actor = nonempty(&q.actor);
+        for (col, v) in [("a.actor_name =", actor), ("a.action =", nonempty(&q.action)), ("a.outcome =", nonempty(&q.outcome)), ("a.object_id =", nonempty(&q.object_id))] {
             if let Some(v) = v {
-                clauses.push(format!("{op} ${}", next()));
-                ints.push(v);
+                clause(&mut rows, &mut values, col, Value::Text(v));
             }
         }
-        let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-        let sql = format!("SELECT {COLUMNS} FROM audit_log{filter} ORDER BY seq DESC LIMIT {}", q.limit.clamp(1, 1000));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in texts {
-            query = query.bind(t);
+        for (op, v) in [("a.at >=", q.from_ms), ("a.at <", q.to_ms), ("a.seq <", q.before_seq)] {
+            if let Some(v) = v {
+                clause(&mut rows, &mut values, op, Value::Int(v));
+            }
         }
-        for i in ints {
-            query = query.bind(i);
+        let timed = q.from_ms.is_some() || q.to_ms.is_some();
+        if actor.is_none() && !timed {
+            let sql = format!("SELECT {COLUMNS} FROM audit_log a{} ORDER BY a.seq DESC LIMIT {limit}", where_all(&rows));
+            return fetch_rows(&self.pool, sql, values).await;
         }
-        query.fetch_all(&self.pool).await?.iter().map(audit_row).collect()
+        // The blocks that can hold a match: those listing the actor, those whose time range
+        // meets the asked one, none after the page's cursor. They are read newest first, and
+        // each block's rows newest first, which is the order asked for.
+        let mut blocks: Vec<String> = Vec::new();
+        let (by, mut from) = match actor {
+            Some(v) => {
+                clause(&mut blocks, &mut values, "b.actor_name =", Value::Text(v));
+                ("b", format!("audit_block_actor b{}", if timed { " JOIN audit_block t ON t.block = b.block" } else { "" }))
+            }
+            None => ("t", "audit_block t".to_string()),
+        };
+        for (op, v) in [("t.max_at >=", q.from_ms), ("t.min_at <", q.to_ms)] {
+            if let Some(v) = v {
+                clause(&mut blocks, &mut values, op, Value::Int(v));
+            }
+        }
+        if let Some(before) = q.before_seq {
+            clause(&mut blocks, &mut values, &format!("{by}.block <="), Value::Int((before - 1).div_euclid(BLOCK_ROWS)));
+        }
+        let in_block = format!("a.seq >= {by}.block * {BLOCK_ROWS} AND a.seq < {by}.block * {BLOCK_ROWS} + {BLOCK_ROWS}");
+        match self.dialect {
+            // SQLite walks the blocks and, for each, the rows' primary key in range.
+            Dialect::Sqlite => {
+                from.push_str(&format!(" JOIN audit_log a ON {in_block}"));
+                blocks.extend(rows);
+            }
+            // PostgreSQL cannot estimate a range that depends on the outer row and would
+            // scan the whole trail instead; a lateral subquery makes it read block by block.
+            Dialect::Postgres => {
+                rows.insert(0, in_block);
+                from.push_str(&format!(" CROSS JOIN LATERAL (SELECT {COLUMNS} FROM audit_log a{} ORDER BY a.seq DESC LIMIT {limit}) a", where_all(&rows)));
+            }
+        }
+        let sql = format!("SELECT {COLUMNS} FROM {from}{} ORDER BY {by}.block DESC, a.seq DESC LIMIT {limit}", where_all(&blocks));
+        fetch_rows(&self.pool, sql, values).await
     }
 }

@@ -140,6 +140,8 @@ impl AuditSpool {
     /// cost the request.
     pub(crate) async fn append(&self, mut e: AuditEntryRef<'_>) -> Result<(), StoreError> {
         e.at = self.clock.now_ms();
+        let storable = e.to_storable();
+        let e = storable.as_ref().map_or(e, AuditEntry::as_ref);
         let (group, leader) = {
             let mut w = self.lock_writer()?;
             serde_json::to_writer(&mut w.pending, &e).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
@@ -603,5 +605,6 @@ async fn insert_chained(tx: &mut Transaction<'static, Any>, dialect: Dialect, ro
     if done.rows_affected() != count as u64 {
         return Err(StoreError::Corrupt(format!("an audit batch of {count} rows inserted {}", done.rows_affected())));
     }
-    Ok(())
+    let entries = rows.iter().map(|(r, _)| (r.at, r.actor_name.as_ref())).chain(note.map(|n| (n.at, n.actor_name.as_str())));
+    crate::audit::index_blocks(tx, dialect, (last + 1..).zip(entries).map(|(seq, (at, actor))| (seq, at, actor))).await
 }

@@ -92,6 +92,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_audit_spool.sql"),
         postgres: include_str!("../migrations/postgres/0014_audit_spool.sql"),
     },
+    Migration {
+        version: 15,
+        name: "audit_blocks",
+        sqlite: include_str!("../migrations/sqlite/0015_audit_blocks.sql"),
+        postgres: include_str!("../migrations/postgres/0015_audit_blocks.sql"),
+    },
 ];
 
 /// What migrations need of a store that is still being opened.

@@ -135,6 +135,13 @@ impl Db {
         Ok(sqlx::query("DELETE FROM audit_log").execute(&self.pool).await?.rows_affected())
     }
 
+    /// Drop one actor's entry for one block from the trail's search index (what a bug, or
+    /// someone hiding their rows from searches, would leave).
+    pub async fn drop_audit_index_entry_for_tests(&self, actor: &str, block: i64) -> Result<u64, crate::StoreError> {
+        self.flush_audit().await?;
+        Ok(sqlx::query("DELETE FROM audit_block_actor WHERE actor_name = $1 AND block = $2").bind(actor).bind(block).execute(&self.pool).await?.rows_affected())
+    }
+
     /// Edit one audit row the way an intruder would: around the append-only triggers.
     pub async fn tamper_audit_for_tests(&self, seq: i64, detail: &str) -> Result<(), crate::StoreError> {
         self.flush_audit().await?;

@@ -24,6 +24,8 @@ store::on_both_backends!(
     an_ended_processs_audit_spool_is_imported_once,
     a_live_processs_audit_spool_is_left_alone,
     a_cancelled_read_does_not_stall_the_audit_spool,
+    audit_search_by_block_finds_what_a_full_scan_finds,
+    a_nul_in_an_audit_row_is_stored_as_a_replacement_character,
     the_catalogue_and_calendar_round_trip,
     reports_arriving_together_share_a_commit_and_fail_alone,
     register_household_with_members,
@@ -314,6 +316,133 @@ async fn concurrent_audit_rows_all_land_in_one_chain(d: Dialect) {
     seqs.dedup();
     assert_eq!(seqs.len(), 300, "every row got its own sequence number");
     assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 301 });
+}
+
+/// Every row of the trail, newest first, read page by page without the block index.
+async fn whole_trail(db: &Db) -> Vec<store::audit::AuditRow> {
+    let mut all = Vec::new();
+    loop {
+        let q = store::audit::AuditQuery { before_seq: all.last().map(|r: &store::audit::AuditRow| r.seq), limit: 1000, ..Default::default() };
+        let page = db.audit_rows_for_tests(&q).await.expect("page");
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+async fn audit_search_by_block_finds_what_a_full_scan_finds(d: Dialect) {
+    use store::audit::AuditQuery;
+    let Some(db) = store(d).await else { return };
+    // 2,600 rows over three blocks of 1,024, with a rare actor on both sides of the first
+    // block edge, on the second edge and on the last row.
+    let actor_of = |i: usize| match i {
+        1023 | 1024 | 2048 | 2600 => "c.rare",
+        _ if i.is_multiple_of(5) => "a.one",
+        _ => "b.two",
+    };
+    for i in 1..=2600usize {
+        let actor = store::audit::Actor { kind: "user".into(), name: actor_of(i).into(), ..Default::default() };
+        let action = if i % 2 == 0 { "person.read" } else { "house.read" };
+        db.audit_as(&actor, action, "thing", &i.to_string(), "ok", "").await.expect("audit");
+    }
+    // Then a spool that an ended process left, with rows read long before: imported now,
+    // they come after the others in the trail but are the oldest by time.
+    let dir = db.audit_spool_dir().to_path_buf();
+    let url = db.url().to_string();
+    db.close_audit().await.expect("close");
+    drop(db);
+    let old: String = (0..30)
+        .map(|k| {
+            let e = domain::audit::AuditEntry {
+                at: 1_600_000_000_000 + k,
+                actor_kind: "user".into(),
+                actor_name: if k % 2 == 0 { "d.late".into() } else { "b.two".into() },
+                action: "person.read".into(),
+                object_type: "thing".into(),
+                object_id: format!("late-{k}"),
+                outcome: "ok".into(),
+                ..Default::default()
+            };
+            format!("{}\n", serde_json::to_string(&e).expect("json"))
+        })
+        .collect();
+    std::fs::write(dir.join(format!("1600000000000-{}-late-1.spool", std::process::id())), old).expect("spool");
+    let db = Db::open(&url).await.expect("reopen");
+    let all = whole_trail(&db).await;
+    assert_eq!(all.len(), 2630);
+    assert_eq!((all[all.len() - 1].seq, all[0].seq), (1, 2630), "rows took the seq numbers in the order written");
+    assert_eq!(all[all.len() - 1024].entry.actor_name, "c.rare", "seq 1024 opens the second block");
+    let new_at = |seq: i64| all.iter().find(|r| r.seq == seq).expect("row").entry.at;
+    let (t1500, t2000) = (new_at(1500), new_at(2000));
+
+    let queries = [
+        AuditQuery { actor: Some("c.rare".into()), ..Default::default() },
+        AuditQuery { actor: Some("d.late".into()), ..Default::default() },
+        AuditQuery { actor: Some("a.one".into()), action: Some("person.read".into()), ..Default::default() },
+        AuditQuery { actor: Some("b.two".into()), before_seq: Some(1025), ..Default::default() },
+        AuditQuery { actor: Some("b.two".into()), before_seq: Some(1024), ..Default::default() },
+        AuditQuery { actor: Some("c.rare".into()), before_seq: Some(2048), ..Default::default() },
+        AuditQuery { actor: Some("nobody".into()), ..Default::default() },
+        AuditQuery { from_ms: Some(1_600_000_000_000), to_ms: Some(1_600_000_000_010), ..Default::default() },
+        AuditQuery { from_ms: Some(t1500), to_ms: Some(t2000), ..Default::default() },
+        AuditQuery { to_ms: Some(t1500), ..Default::default() },
+        AuditQuery { from_ms: Some(t2000), actor: Some("b.two".into()), ..Default::default() },
+        AuditQuery { to_ms: Some(t2000), actor: Some("b.two".into()), before_seq: Some(1030), ..Default::default() },
+        AuditQuery { from_ms: Some(t1500), before_seq: Some(1), ..Default::default() },
+    ];
+    for q in queries {
+        let matches = |r: &&store::audit::AuditRow| {
+            let e = &r.entry;
+            q.actor.as_ref().is_none_or(|a| &e.actor_name == a)
+                && q.action.as_ref().is_none_or(|a| &e.action == a)
+                && q.from_ms.is_none_or(|t| e.at >= t)
+                && q.to_ms.is_none_or(|t| e.at < t)
+                && q.before_seq.is_none_or(|s| r.seq < s)
+        };
+        let want: Vec<i64> = all.iter().filter(matches).map(|r| r.seq).collect();
+        // One page of everything, then pages of 7 following the cursor across block edges.
+        let got: Vec<i64> = db.audit_rows_for_tests(&AuditQuery { limit: 1000, ..q.clone() }).await.expect("search").iter().map(|r| r.seq).collect();
+        assert_eq!(got, want.iter().copied().take(1000).collect::<Vec<_>>(), "{q:?}");
+        let mut paged = Vec::new();
+        let mut cursor = q.before_seq;
+        loop {
+            let page = db.audit_rows_for_tests(&AuditQuery { limit: 7, before_seq: cursor, ..q.clone() }).await.expect("page");
+            let Some(last) = page.last() else { break };
+            cursor = Some(last.seq);
+            paged.extend(page.iter().map(|r| r.seq));
+        }
+        assert_eq!(paged, want, "paged {q:?}");
+    }
+    assert_eq!(db.audit_rows_for_tests(&AuditQuery { actor: Some("c.rare".into()), limit: 10, ..Default::default() }).await.expect("rare").len(), 4);
+
+    // The index is checked with the chain: a row it does not list is named.
+    assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 2630 });
+    assert_eq!(db.drop_audit_index_entry_for_tests("c.rare", 1).await.expect("drop"), 1);
+    match db.verify_audit().await.expect("verify") {
+        store::audit::ChainCheck::Broken { seq, reason } => {
+            assert_eq!(seq, 1024);
+            assert!(reason.contains("search index"), "{reason}");
+        }
+        other => panic!("expected the missing index entry to be found, got {other:?}"),
+    }
+}
+
+async fn a_nul_in_an_audit_row_is_stored_as_a_replacement_character(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    // A failed login records the name as typed, and a reason is free text: either can hold
+    // a NUL, which PostgreSQL's text cannot. The row is kept, with U+FFFD in its place.
+    let claimed = store::audit::Actor::anonymous("li\0na", "op-1", "10.0.0.9");
+    db.audit_as(&claimed, "login", "account", "li\0na", "failed", "原因\0说明").await.expect("audit");
+    db.audit_as(&claimed, "login", "account", "after", "failed", "").await.expect("audit after");
+    let q = store::audit::AuditQuery { action: Some("login".into()), limit: 10, ..Default::default() };
+    let rows = db.audit_rows_for_tests(&q).await.expect("rows");
+    assert_eq!(rows.len(), 2, "the row and the one after it were both imported");
+    let row = &rows[1].entry;
+    assert_eq!((row.actor_name.as_str(), row.object_id.as_str(), row.detail.as_str()), ("li\u{FFFD}na", "li\u{FFFD}na", "原因\u{FFFD}说明"));
+    let by_name = store::audit::AuditQuery { actor: Some("li\u{FFFD}na".into()), limit: 10, ..Default::default() };
+    assert_eq!(db.audit_rows_for_tests(&by_name).await.expect("by name").len(), 2);
+    assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 2 });
 }
 
 /// Spool lines as a process writes them: one JSON row a line.
