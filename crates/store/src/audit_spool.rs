@@ -40,7 +40,7 @@ const IMPORT_INTERVAL: Duration = Duration::from_millis(25);
 const ORPHAN_INTERVAL: Duration = Duration::from_secs(10);
 /// The most bytes one import transaction reads (about 15,000 rows).
 const MAX_READ: usize = 4 << 20;
-/// A file is closed for writing and a new one begun beyond this size.
+/// A file is closed for writing and a new one begun beyond this size (tests lower it).
 const ROTATE_BYTES: u64 = 64 << 20;
 /// How long a search or verify waits for the importer before giving up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,8 +85,12 @@ pub(crate) struct AuditSpool {
     imported: tokio::sync::watch::Sender<u64>,
     /// The last group written (or failed): a row's append returns once its group is done.
     done_group: tokio::sync::watch::Sender<u64>,
+    /// Size at which a file is closed for writing (`ROTATE_BYTES`).
+    pub(crate) rotate_bytes: AtomicU64,
     /// The last import's error and how many attempts in a row failed (a good one clears it).
     failure: Mutex<Option<(String, u32)>>,
+    /// Failed import attempts since the store opened.
+    failed_attempts: AtomicU64,
     wake: tokio::sync::Notify,
     clock: Arc<dyn Clock>,
 }
@@ -116,7 +120,9 @@ impl AuditSpool {
             written: AtomicU64::new(0),
             imported,
             done_group: tokio::sync::watch::channel(0).0,
+            rotate_bytes: AtomicU64::new(ROTATE_BYTES),
             failure: Mutex::new(None),
+            failed_attempts: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             clock,
         });
@@ -227,7 +233,7 @@ impl AuditSpool {
 
     /// The file the next group goes to (a new one when the current is full), and its length.
     fn target_file(&self, w: &mut Writer) -> Result<(Arc<File>, PathBuf, u64), StoreError> {
-        if w.current.as_ref().is_some_and(|f| f.len >= ROTATE_BYTES)
+        if w.current.as_ref().is_some_and(|f| f.len >= self.rotate_bytes.load(Ordering::Relaxed))
             && let Some(full) = w.current.take()
         {
             w.retired.push(full);
@@ -260,6 +266,9 @@ impl AuditSpool {
         if *rx.borrow() >= target {
             return Ok(());
         }
+        // Give up once three attempts in a row have failed, one of them after this call: a
+        // store that is back gets a fresh attempt before anyone is told it failed.
+        let failed_before = self.failed_attempts.load(Ordering::Acquire);
         self.wake.notify_one();
         let waited = tokio::time::timeout(FLUSH_TIMEOUT, async {
             loop {
@@ -268,6 +277,7 @@ impl AuditSpool {
                 }
                 if let Some((msg, attempts)) = self.failure.lock().ok().and_then(|f| f.clone())
                     && attempts >= 3
+                    && self.failed_attempts.load(Ordering::Acquire) > failed_before
                 {
                     return Err(msg);
                 }
@@ -355,6 +365,7 @@ async fn run_importer(spool: Weak<AuditSpool>, pool: AnyPool, dialect: Dialect) 
                     tracing::error!(error = %e, "importing the audit spool failed; retrying");
                     let attempts = f.as_ref().map_or(0, |(_, n)| *n) + 1;
                     *f = Some((e.to_string(), attempts));
+                    s.failed_attempts.fetch_add(1, Ordering::Release);
                     // Wake anyone flushing, so they see the failure.
                     s.imported.send_modify(|_| {});
                 }

@@ -135,6 +135,24 @@ impl Db {
         Ok(sqlx::query("DELETE FROM audit_log").execute(&self.pool).await?.rows_affected())
     }
 
+    /// Close audit spool files for writing at `bytes` instead of 64 MB.
+    pub fn set_audit_spool_rotation_for_tests(&self, bytes: u64) {
+        self.audit_spool.rotate_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The audit spool's progress rows: each file's name and the rows imported from it.
+    pub async fn audit_spool_progress_for_tests(&self) -> Result<Vec<(String, i64)>, crate::StoreError> {
+        let rows = sqlx::query("SELECT file, imported_rows FROM audit_spool ORDER BY file").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((sqlx::Row::try_get::<String, _>(r, 0)?, sqlx::Row::try_get::<i64, _>(r, 1)?))).collect()
+    }
+
+    /// Rename the trail away (`hide = true`) or back, so that imports fail in between.
+    pub async fn hide_audit_log_for_tests(&self, hide: bool) -> Result<(), crate::StoreError> {
+        let sql = if hide { "ALTER TABLE audit_log RENAME TO audit_log_hidden" } else { "ALTER TABLE audit_log_hidden RENAME TO audit_log" };
+        sqlx::raw_sql(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Drop one actor's entry for one block from the trail's search index (what a bug, or
     /// someone hiding their rows from searches, would leave).
     pub async fn drop_audit_index_entry_for_tests(&self, actor: &str, block: i64) -> Result<u64, crate::StoreError> {
