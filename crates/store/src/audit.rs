@@ -125,8 +125,7 @@ pub(crate) async fn append(db: &Db, tx: &mut Transaction<'static, Any>, mut e: A
 /// one for the actors, not an index entry per row.
 pub(crate) async fn index_blocks<'a>(tx: &mut Transaction<'static, Any>, dialect: Dialect, rows: impl IntoIterator<Item = (i64, i64, &'a str)>) -> Result<(), StoreError> {
     let mut blocks: Vec<(i64, i64, i64)> = Vec::new();
-    let mut actors: Vec<(&str, i64)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut actors: std::collections::HashSet<(&str, i64)> = std::collections::HashSet::new();
     for (seq, at, actor) in rows {
         let block = seq / BLOCK_ROWS;
         match blocks.last_mut() {
@@ -136,10 +135,7 @@ pub(crate) async fn index_blocks<'a>(tx: &mut Transaction<'static, Any>, dialect
             }
             _ => blocks.push((block, at, at)),
         }
-        // Rows come in runs of one actor's: the run is the common case, the set the rest.
-        if actors.last() != Some(&(actor, block)) && seen.insert((actor, block)) {
-            actors.push((actor, block));
-        }
+        actors.insert((actor, block));
     }
     let upsert = match dialect {
         Dialect::Sqlite => {
@@ -332,14 +328,15 @@ impl Db {
                 .iter()
                 .map(|r| Ok((r.try_get::<i64, _>(0)?, (r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?))))
                 .collect::<Result<_, StoreError>>()?;
-            let actors: std::collections::HashSet<(String, i64)> = sqlx::query("SELECT actor_name, block FROM audit_block_actor WHERE block >= $1 AND block <= $2")
+            let mut actors: std::collections::HashMap<i64, std::collections::HashSet<String>> = std::collections::HashMap::new();
+            for r in sqlx::query("SELECT actor_name, block FROM audit_block_actor WHERE block >= $1 AND block <= $2")
                 .bind(first / BLOCK_ROWS)
                 .bind(last / BLOCK_ROWS)
                 .fetch_all(&self.pool)
                 .await?
-                .iter()
-                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-                .collect::<Result<_, StoreError>>()?;
+            {
+                actors.entry(r.try_get::<i64, _>(1)?).or_default().insert(r.try_get::<String, _>(0)?);
+            }
             for r in &rows {
                 let row = audit_row(r)?;
                 if row.seq != expected_seq {
@@ -356,7 +353,7 @@ impl Db {
                 }
                 let block = row.seq / BLOCK_ROWS;
                 let timed = blocks.get(&block).is_some_and(|(lo, hi)| (*lo..=*hi).contains(&row.entry.at));
-                if !timed || !actors.contains(&(row.entry.actor_name.clone(), block)) {
+                if !timed || !actors.get(&block).is_some_and(|names| names.contains(&row.entry.actor_name)) {
                     return Ok(ChainCheck::Broken { seq: row.seq, reason: "the search index does not cover it (a search by actor or time would miss it)".into() });
                 }
                 prev = row.hash.clone();
