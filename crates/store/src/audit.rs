@@ -119,13 +119,14 @@ pub(crate) async fn append(db: &Db, tx: &mut Transaction<'static, Any>, mut e: A
     Ok(seq)
 }
 
-/// Keep the trail's search index covering rows just inserted in `tx` (each given as its
-/// `seq`, `at` and actor name, in `seq` order): for every block they fall in, widen its
-/// time range and list their actors. A batch of any size costs a statement per block and
-/// one for the actors, not an index entry per row.
-pub(crate) async fn index_blocks<'a>(tx: &mut Transaction<'static, Any>, dialect: Dialect, rows: impl IntoIterator<Item = (i64, i64, &'a str)>) -> Result<(), StoreError> {
+/// Blocks with their earliest and latest time, and (actor, block) pairs.
+pub(crate) type BlockSummary<'a> = (Vec<(i64, i64, i64)>, std::collections::HashSet<(&'a str, i64)>);
+
+/// What a batch of rows (`seq`, `at`, actor) adds to the search index: each block's
+/// earliest and latest time, and the (actor, block) pairs, each once.
+pub(crate) fn block_summary<'a>(rows: impl IntoIterator<Item = (i64, i64, &'a str)>) -> BlockSummary<'a> {
     let mut blocks: Vec<(i64, i64, i64)> = Vec::new();
-    let mut actors: std::collections::HashSet<(&str, i64)> = std::collections::HashSet::new();
+    let mut actors = std::collections::HashSet::new();
     for (seq, at, actor) in rows {
         let block = seq / BLOCK_ROWS;
         match blocks.last_mut() {
@@ -137,15 +138,26 @@ pub(crate) async fn index_blocks<'a>(tx: &mut Transaction<'static, Any>, dialect
         }
         actors.insert((actor, block));
     }
+    (blocks, actors)
+}
+
+/// Widen one block's time range (SQLite; the audit importer's own connections use these too).
+pub(crate) const BLOCK_UPSERT_SQLITE: &str = "INSERT INTO audit_block (block, min_at, max_at) VALUES ($1, $2, $3) ON CONFLICT (block) DO UPDATE \
+     SET min_at = min(audit_block.min_at, excluded.min_at), max_at = max(audit_block.max_at, excluded.max_at)";
+
+/// The same on PostgreSQL.
+pub(crate) const BLOCK_UPSERT_POSTGRES: &str = "INSERT INTO audit_block (block, min_at, max_at) VALUES ($1, $2, $3) ON CONFLICT (block) DO UPDATE \
+     SET min_at = least(audit_block.min_at, excluded.min_at), max_at = greatest(audit_block.max_at, excluded.max_at)";
+
+/// Keep the trail's search index covering rows just inserted in `tx` (each given as its
+/// `seq`, `at` and actor name, in `seq` order): for every block they fall in, widen its
+/// time range and list their actors. A batch of any size costs a statement per block and
+/// one for the actors, not an index entry per row.
+pub(crate) async fn index_blocks<'a>(tx: &mut Transaction<'static, Any>, dialect: Dialect, rows: impl IntoIterator<Item = (i64, i64, &'a str)>) -> Result<(), StoreError> {
+    let (blocks, actors) = block_summary(rows);
     let upsert = match dialect {
-        Dialect::Sqlite => {
-            "INSERT INTO audit_block (block, min_at, max_at) VALUES ($1, $2, $3) ON CONFLICT (block) DO UPDATE \
-             SET min_at = min(audit_block.min_at, excluded.min_at), max_at = max(audit_block.max_at, excluded.max_at)"
-        }
-        Dialect::Postgres => {
-            "INSERT INTO audit_block (block, min_at, max_at) VALUES ($1, $2, $3) ON CONFLICT (block) DO UPDATE \
-             SET min_at = least(audit_block.min_at, excluded.min_at), max_at = greatest(audit_block.max_at, excluded.max_at)"
-        }
+        Dialect::Sqlite => BLOCK_UPSERT_SQLITE,
+        Dialect::Postgres => BLOCK_UPSERT_POSTGRES,
     };
     for (block, lo, hi) in blocks {
         sqlx::query(upsert).bind(block).bind(lo).bind(hi).execute(&mut **tx).await?;

@@ -29,10 +29,11 @@ use std::time::Duration;
 
 use domain::audit::{AuditEntry, AuditEntryRef};
 use domain::clock::Clock;
-use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::StoreError;
-use crate::db::{Dialect, begin_write};
+
+mod postgres;
+mod sqlite;
 
 /// How often the importer looks at its spool when nobody asks it to (a flush wakes it at once).
 const IMPORT_INTERVAL: Duration = Duration::from_millis(25);
@@ -74,6 +75,26 @@ struct Writer {
     failed: std::collections::VecDeque<(u64, String)>,
 }
 
+/// Where the importer writes.
+pub(crate) enum Sink {
+    /// SQLite: a connection of the importer's own, through SQLite's API (`audit_sqlite.rs`).
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    /// PostgreSQL: a connection of the importer's own, for `COPY` (`audit_spool/postgres.rs`).
+    Postgres(sqlx::PgPool),
+}
+
+impl Sink {
+    /// The importer's own connection to the SQLite file at `path`.
+    pub(crate) fn sqlite(path: &Path) -> Result<Sink, StoreError> {
+        Ok(Sink::Sqlite(Arc::new(Mutex::new(sqlite::open(path)?))))
+    }
+
+    /// The importer's own connection to the PostgreSQL database at `url`.
+    pub(crate) async fn postgres(url: &str) -> Result<Sink, StoreError> {
+        Ok(Sink::Postgres(postgres::connect(url).await?))
+    }
+}
+
 /// The spool of one open store.
 pub(crate) struct AuditSpool {
     dir: PathBuf,
@@ -98,7 +119,7 @@ pub(crate) struct AuditSpool {
 impl AuditSpool {
     /// Open the spool in `dir` (created if needed), import what ended processes left there,
     /// and start this store's importer.
-    pub(crate) async fn start(dir: PathBuf, pool: AnyPool, dialect: Dialect, clock: Arc<dyn Clock>) -> Result<Arc<AuditSpool>, StoreError> {
+    pub(crate) async fn start(dir: PathBuf, sink: Sink, clock: Arc<dyn Clock>) -> Result<Arc<AuditSpool>, StoreError> {
         std::fs::create_dir_all(&dir).map_err(|e| spool_error(&dir, "cannot create the audit spool folder", &e))?;
         let mut random = [0u8; 6];
         getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("the operating system gave no randomness: {e}")))?;
@@ -126,9 +147,9 @@ impl AuditSpool {
             wake: tokio::sync::Notify::new(),
             clock,
         });
-        import_orphans(&spool, &pool, dialect).await?;
+        import_orphans(&spool, &sink).await?;
         let weak = Arc::downgrade(&spool);
-        tokio::spawn(run_importer(weak, pool, dialect));
+        tokio::spawn(run_importer(weak, sink));
         Ok(spool)
     }
 
@@ -341,7 +362,7 @@ fn spool_error(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
     StoreError::Corrupt(format!("{what} {}: {e}", path.display()))
 }
 
-async fn run_importer(spool: Weak<AuditSpool>, pool: AnyPool, dialect: Dialect) {
+async fn run_importer(spool: Weak<AuditSpool>, sink: Sink) {
     let mut last_orphan_scan = std::time::Instant::now();
     loop {
         let Some(s) = spool.upgrade() else { return };
@@ -350,11 +371,11 @@ async fn run_importer(spool: Weak<AuditSpool>, pool: AnyPool, dialect: Dialect) 
             () = notified => {},
             () = tokio::time::sleep(IMPORT_INTERVAL) => {},
         }
-        let result = import_own(&s, &pool, dialect).await;
+        let result = import_own(&s, &sink).await;
         let result = match result {
             Ok(()) if last_orphan_scan.elapsed() >= ORPHAN_INTERVAL => {
                 last_orphan_scan = std::time::Instant::now();
-                import_orphans(&s, &pool, dialect).await
+                import_orphans(&s, &sink).await
             }
             other => other,
         };
@@ -375,10 +396,10 @@ async fn run_importer(spool: Weak<AuditSpool>, pool: AnyPool, dialect: Dialect) 
 }
 
 /// Import what this store has appended so far.
-async fn import_own(s: &AuditSpool, pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+async fn import_own(s: &AuditSpool, sink: &Sink) -> Result<(), StoreError> {
     for (name, file, len, retired) in s.snapshot() {
         loop {
-            let step = import_step(pool, dialect, s.clock.as_ref(), &name, &file, len).await?;
+            let step = import_step(sink, &s.clock, &name, &file, len).await?;
             if step.rows > 0 {
                 s.imported.send_modify(|n| *n += step.rows);
             }
@@ -394,7 +415,7 @@ async fn import_own(s: &AuditSpool, pool: &AnyPool, dialect: Dialect) -> Result<
 }
 
 /// Import and remove the `.spool` files of processes that have ended (nobody holds them).
-async fn import_orphans(s: &AuditSpool, pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+async fn import_orphans(s: &AuditSpool, sink: &Sink) -> Result<(), StoreError> {
     let Ok(entries) = std::fs::read_dir(&s.dir) else { return Ok(()) };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -403,14 +424,14 @@ async fn import_orphans(s: &AuditSpool, pool: &AnyPool, dialect: Dialect) -> Res
     names.sort();
     for name in names {
         let path = s.dir.join(&name);
-        let Ok(file) = File::open(&path) else { continue };
+        let Ok(file) = File::open(&path).map(Arc::new) else { continue };
         if file.try_lock().is_err() {
             continue; // a live process's file
         }
         let len = file.metadata().map_err(|e| spool_error(&path, "cannot read", &e))?.len();
         let mut total = 0;
         loop {
-            let step = import_step(pool, dialect, s.clock.as_ref(), &name, &file, len).await?;
+            let step = import_step(sink, &s.clock, &name, &file, len).await?;
             total += step.rows;
             if step.done {
                 if step.torn_bytes > 0 {
@@ -434,70 +455,82 @@ struct Step {
     torn_bytes: u64,
 }
 
-/// One import transaction: rows of `file` from where the last import of it stopped, up to
-/// `len`, chained onto the trail, with the file's progress row moved in the same commit.
-async fn import_step(pool: &AnyPool, dialect: Dialect, clock: &dyn Clock, name: &str, file: &File, len: u64) -> Result<Step, StoreError> {
-    let mut tx = begin_write(pool, dialect).await?;
-    let from: i64 = sqlx::query("SELECT imported_bytes FROM audit_spool WHERE file = $1")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get::<i64, _>(0))
-        .transpose()?
-        .unwrap_or(0);
-    let from = from.max(0) as u64;
-    if from >= len {
-        tx.rollback().await?;
-        return Ok(Step { rows: 0, done: true, torn_bytes: 0 });
-    }
+/// The complete lines of a spool file from byte `from` up to `len` (at most `MAX_READ`
+/// bytes of them), and where the last one ends in the buffer; None when no line is
+/// complete (a torn tail).
+fn read_lines(file: &File, name: &str, from: u64, len: u64) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
     let want = ((len - from) as usize).min(MAX_READ);
     let mut buf = vec![0u8; want];
     file.read_exact_at(&mut buf, from).map_err(|e| StoreError::Corrupt(format!("cannot read audit spool {name}: {e}")))?;
-    let Some(end) = buf.iter().rposition(|b| *b == b'\n').map(|p| p + 1) else {
-        tx.rollback().await?;
-        // No complete line: a torn tail (or, impossibly, one line longer than MAX_READ).
-        return Ok(Step { rows: 0, done: true, torn_bytes: len - from });
-    };
-    let mut rows = Vec::new();
-    let mut unreadable = 0u64;
-    for line in buf[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<SpoolLine<'_>>(line) {
-            Ok(row) => rows.push((row, line)),
-            Err(_) => unreadable += 1,
-        }
-    }
-    let lines = rows.len() as u64 + unreadable;
-    let mut note = None;
-    if unreadable > 0 {
-        tracing::error!(file = %name, rows = unreadable, "unreadable rows in an audit spool");
-        note = Some(AuditEntry {
-            at: clock.now_ms(),
-            actor_kind: "system".into(),
-            actor_name: "audit-spool".into(),
-            action: "audit.spool_unreadable".into(),
-            object_type: "audit_spool".into(),
-            object_id: name.into(),
-            outcome: "failed".into(),
-            detail: format!("{unreadable} unreadable rows between bytes {from} and {}", from + end as u64),
-            ..Default::default()
-        });
-    }
-    insert_chained(&mut tx, dialect, &rows, note.as_ref()).await?;
-    sqlx::query(
-        "INSERT INTO audit_spool (file, imported_bytes, imported_rows, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (file) DO UPDATE SET imported_bytes = excluded.imported_bytes, \
-         imported_rows = audit_spool.imported_rows + excluded.imported_rows, updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind((from + end as u64) as i64)
-    .bind(lines as i64)
-    .bind(clock.now_ms())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let next = from + end as u64;
-    Ok(Step { rows: lines, done: next >= len, torn_bytes: 0 })
+    Ok(buf.iter().rposition(|b| *b == b'\n').map(|p| (buf, p + 1)))
 }
+
+/// Spool lines parsed: the rows (each with its line as written) and how many lines were
+/// taken in all, with a row of the importer's own naming the lines that could not be read.
+struct Batch<'a> {
+    rows: Vec<(SpoolLine<'a>, &'a [u8])>,
+    lines: u64,
+    note: Option<AuditEntry>,
+}
+
+impl<'a> Batch<'a> {
+    /// `lines` are complete lines read from byte `from` of spool file `name`.
+    fn parse(lines: &'a [u8], clock: &dyn Clock, name: &str, from: u64) -> Batch<'a> {
+        let mut rows = Vec::new();
+        let mut unreadable = 0u64;
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<SpoolLine<'_>>(line) {
+                Ok(row) => rows.push((row, line)),
+                Err(_) => unreadable += 1,
+            }
+        }
+        let mut note = None;
+        if unreadable > 0 {
+            tracing::error!(file = %name, rows = unreadable, "unreadable rows in an audit spool");
+            note = Some(AuditEntry {
+                at: clock.now_ms(),
+                actor_kind: "system".into(),
+                actor_name: "audit-spool".into(),
+                action: "audit.spool_unreadable".into(),
+                object_type: "audit_spool".into(),
+                object_id: name.into(),
+                outcome: "failed".into(),
+                detail: format!("{unreadable} unreadable rows between bytes {from} and {}", from + lines.len() as u64),
+                ..Default::default()
+            });
+        }
+        Batch { lines: rows.len() as u64 + unreadable, rows, note }
+    }
+
+    /// The rows to insert, in order: the lines that were read, then the note.
+    fn entries(&self) -> impl Iterator<Item = AuditEntryRef<'_>> {
+        self.rows.iter().map(|(r, _)| r.as_entry()).chain(self.note.as_ref().map(AuditEntry::as_ref))
+    }
+}
+
+/// One import transaction: rows of `file` from where the last import of it stopped, up to
+/// `len`, chained onto the trail, with the file's progress row moved in the same commit.
+/// Each backend writes through a connection of the importer's own, in its fastest bulk
+/// path (`audit_spool/sqlite.rs`, `audit_spool/postgres.rs`).
+async fn import_step(sink: &Sink, clock: &Arc<dyn Clock>, name: &str, file: &Arc<File>, len: u64) -> Result<Step, StoreError> {
+    match sink {
+        Sink::Sqlite(conn) => {
+            let (conn, clock, name, file) = (conn.clone(), clock.clone(), name.to_string(), file.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().map_err(|_| StoreError::Corrupt("the audit importer's connection lock is poisoned".into()))?;
+                sqlite::import_step(&mut conn, clock.as_ref(), &name, &file, len)
+            })
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the audit importer stopped: {e}")))?
+        }
+        Sink::Postgres(pool) => postgres::import_step(pool, clock.as_ref(), name, file, len).await,
+    }
+}
+
+/// Move a spool file's progress row: bytes imported so far, rows added.
+pub(crate) const PROGRESS_UPSERT: &str = "INSERT INTO audit_spool (file, imported_bytes, imported_rows, updated_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (file) DO UPDATE SET imported_bytes = excluded.imported_bytes, \
+     imported_rows = audit_spool.imported_rows + excluded.imported_rows, updated_at = excluded.updated_at";
 
 /// A spool line as read back: the strings borrow from the line unless they hold escapes.
 #[derive(serde::Deserialize)]
@@ -542,80 +575,18 @@ impl SpoolLine<'_> {
     }
 }
 
-/// The one statement that inserts a batch: the rows travel as one JSON array (the spool's
-/// own lines) and their hashes beside them, so a batch of thousands of rows binds four
-/// values instead of fourteen per row (each text value the driver binds is copied into
-/// fresh allocations three times). Every row is found in O(1): SQLite takes the hashes as
-/// one blob of 64-byte hashes (`substr` of a text would count characters from its start),
-/// PostgreSQL as a JSON array walked in step with the rows.
-const INSERT_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
-     SELECT $1 + j.key, j.value ->> 'at', j.value ->> 'actor_kind', j.value ->> 'actor_id', j.value ->> 'actor_name', j.value ->> 'action', \
-            j.value ->> 'object_type', j.value ->> 'object_id', j.value ->> 'outcome', j.value ->> 'detail', j.value ->> 'operation_id', \
-            j.value ->> 'client_addr', CASE j.key WHEN 0 THEN $2 ELSE CAST(substr($3, 64 * j.key - 63, 64) AS TEXT) END, \
-            CAST(substr($3, 64 * j.key + 1, 64) AS TEXT) \
-     FROM jsonb_each($4) AS j";
-const INSERT_POSTGRES: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
-     SELECT $1 + j.n - 1, (j.v ->> 'at')::bigint, j.v ->> 'actor_kind', (j.v ->> 'actor_id')::bigint, j.v ->> 'actor_name', j.v ->> 'action', \
-            j.v ->> 'object_type', j.v ->> 'object_id', j.v ->> 'outcome', j.v ->> 'detail', j.v ->> 'operation_id', \
-            j.v ->> 'client_addr', lag(j.hash, 1, $2) OVER (ORDER BY j.n), j.hash \
-     FROM ROWS FROM (jsonb_array_elements($4::jsonb), jsonb_array_elements_text($3::jsonb)) WITH ORDINALITY AS j(v, hash, n) ORDER BY j.n";
-
-/// Chain rows onto the trail's last row and insert them (then `note`, if any), inside a
-/// transaction that holds the write lock, in one statement.
-async fn insert_chained(tx: &mut Transaction<'static, Any>, dialect: Dialect, rows: &[(SpoolLine<'_>, &[u8])], note: Option<&AuditEntry>) -> Result<(), StoreError> {
-    let count = rows.len() + usize::from(note.is_some());
-    if count == 0 {
-        return Ok(());
-    }
-    let (last, first_prev) = crate::audit::chain_head(tx).await?;
-    let mut json = Vec::with_capacity(rows.iter().map(|(_, l)| l.len() + 1).sum::<usize>() + 512);
-    // SQLite: the hashes one after the other; PostgreSQL: a JSON array of them.
-    let mut hashes = Vec::with_capacity(67 * count + 2);
-    let mut prev = [0u8; 64];
-    let mut seq = last;
-    let mut push = |entry: AuditEntryRef<'_>, raw: Option<&[u8]>| -> Result<(), StoreError> {
-        seq += 1;
-        let prev_str = if seq == last + 1 { first_prev.as_str() } else { std::str::from_utf8(&prev).unwrap_or_default() };
+/// The chain hashes of a batch's rows (64 hex digits each) when its first row follows row
+/// `last`, whose hash is `last_hash`.
+fn chain_hashes<'b>(batch: &'b Batch<'_>, last: i64, last_hash: &'b str) -> impl Iterator<Item = [u8; 64]> + 'b {
+    let mut prev: Option<[u8; 64]> = None;
+    (last + 1..).zip(batch.entries()).map(move |(seq, entry)| {
+        let prev_str = match &prev {
+            Some(p) => std::str::from_utf8(p).unwrap_or_default(),
+            None => last_hash,
+        };
         let mut hash = [0u8; 64];
         entry.chain_hash_into(seq, prev_str, &mut hash);
-        match dialect {
-            Dialect::Sqlite => hashes.extend_from_slice(&hash),
-            Dialect::Postgres => {
-                hashes.extend_from_slice(if hashes.is_empty() { b"[\"" } else { b",\"" });
-                hashes.extend_from_slice(&hash);
-                hashes.push(b'"');
-            }
-        }
-        prev = hash;
-        json.push(if json.is_empty() { b'[' } else { b',' });
-        match raw {
-            // A line without escapes is passed as it is: its keys and strings read the same
-            // to the database's JSON functions as they did to ours.
-            Some(line) if !line.contains(&b'\\') => json.extend_from_slice(line),
-            _ => serde_json::to_writer(&mut json, &entry).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?,
-        }
-        Ok(())
-    };
-    for (row, line) in rows {
-        push(row.as_entry(), Some(line))?;
-    }
-    if let Some(n) = note {
-        push(n.as_ref(), None)?;
-    }
-    json.push(b']');
-    let json = String::from_utf8(json).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))?;
-    let q = match dialect {
-        Dialect::Sqlite => sqlx::query(INSERT_SQLITE).bind(last + 1).bind(first_prev).bind(hashes),
-        Dialect::Postgres => {
-            hashes.push(b']');
-            let hashes = String::from_utf8(hashes).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))?;
-            sqlx::query(INSERT_POSTGRES).bind(last + 1).bind(first_prev).bind(hashes)
-        }
-    };
-    let done = q.bind(json).execute(&mut **tx).await?;
-    if done.rows_affected() != count as u64 {
-        return Err(StoreError::Corrupt(format!("an audit batch of {count} rows inserted {}", done.rows_affected())));
-    }
-    let entries = rows.iter().map(|(r, _)| (r.at, r.actor_name.as_ref())).chain(note.map(|n| (n.at, n.actor_name.as_str())));
-    crate::audit::index_blocks(tx, dialect, (last + 1..).zip(entries).map(|(seq, (at, actor))| (seq, at, actor))).await
+        prev = Some(hash);
+        hash
+    })
 }

@@ -156,7 +156,11 @@ impl Db {
             Some(dir) => dir,
             None => default_spool_dir(dialect, &url_owned),
         };
-        let audit_spool = crate::audit_spool::AuditSpool::start(spool_dir, pool.clone(), dialect, clock.clone()).await?;
+        let sink = match dialect {
+            Dialect::Sqlite => crate::audit_spool::Sink::sqlite(&sqlite_path(&url_owned))?,
+            Dialect::Postgres => crate::audit_spool::Sink::postgres(&url_owned).await?,
+        };
+        let audit_spool = crate::audit_spool::AuditSpool::start(spool_dir, sink, clock.clone()).await?;
         if dialect == Dialect::Sqlite {
             spawn_checkpoints(pool.clone());
         }
@@ -252,15 +256,21 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{path}?{}", q.join("&")))
 }
 
+/// The file of an SQLite URL as `prepare_sqlite_url` left it.
+fn sqlite_path(url: &str) -> std::path::PathBuf {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    std::path::PathBuf::from(rest.split_once('?').map_or(rest, |(p, _)| p))
+}
+
 /// Where audit rows wait for import when no folder is configured: beside an SQLite file
 /// (`civicgrid.db.audit-spool/`); for PostgreSQL, a folder of the system's temporary folder
 /// named after the database (`civicgrid serve` names `data/audit-spool` instead).
 fn default_spool_dir(dialect: Dialect, url: &str) -> std::path::PathBuf {
     match dialect {
         Dialect::Sqlite => {
-            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-            let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-            std::path::PathBuf::from(format!("{path}.audit-spool"))
+            let mut dir = sqlite_path(url).into_os_string();
+            dir.push(".audit-spool");
+            dir.into()
         }
         Dialect::Postgres => {
             let digest = domain::audit::secret_digest(&redact_url(url));

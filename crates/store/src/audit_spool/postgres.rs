@@ -1,0 +1,146 @@
+//! The audit importer's writer on PostgreSQL: a connection of its own, outside the store's
+//! driver-neutral pool, that moves each batch in with `COPY … FROM STDIN`.
+//!
+//! Through the pool a batch travelled as one JSON text that PostgreSQL parsed and searched
+//! field by field; COPY's text rows are read by PostgreSQL's bulk loader, and only the
+//! characters COPY reserves are escaped. The importer takes the same write lock as every
+//! other writer (`pg_advisory_xact_lock`), so rows still chain one after another.
+
+use std::fs::File;
+use std::str::FromStr;
+use std::time::Duration;
+
+use domain::audit::{AuditEntryRef, GENESIS};
+use domain::clock::Clock;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, read_lines};
+use crate::StoreError;
+use crate::db::redact_url;
+
+const COPY: &str = "COPY audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) FROM STDIN";
+
+/// Connect the importer (one connection) to the store's database.
+pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact_url(url))))?;
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(|e| StoreError::Unreachable(format!("{}: {e}", redact_url(url))))
+}
+
+/// One import transaction (see `import_step` in the parent module).
+pub(super) async fn import_step(pool: &PgPool, clock: &dyn Clock, name: &str, file: &File, len: u64) -> Result<Step, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(crate::migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
+    let from: Option<i64> = sqlx::query_scalar("SELECT imported_bytes FROM audit_spool WHERE file = $1").bind(name).fetch_optional(&mut *tx).await?;
+    let from = from.unwrap_or(0).max(0) as u64;
+    // Returning before the commit rolls the transaction back.
+    if from >= len {
+        return Ok(Step { rows: 0, done: true, torn_bytes: 0 });
+    }
+    let Some((buf, end)) = read_lines(file, name, from, len)? else {
+        return Ok(Step { rows: 0, done: true, torn_bytes: len - from });
+    };
+    let batch = Batch::parse(&buf[..end], clock, name, from);
+    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+    let (last, last_hash) = head.unwrap_or_else(|| (0, GENESIS.to_string()));
+    let count = batch.rows.len() + usize::from(batch.note.is_some());
+    if count > 0 {
+        let mut data = Vec::with_capacity(batch.rows.iter().map(|(_, l)| l.len() + 160).sum::<usize>() + 512);
+        let mut prev: Option<[u8; 64]> = None;
+        for ((seq, e), hash) in (last + 1..).zip(batch.entries()).zip(chain_hashes(&batch, last, &last_hash)) {
+            let prev_hash = prev.as_ref().map_or(last_hash.as_bytes(), |p| p.as_slice());
+            copy_row(&mut data, seq, &e, prev_hash, &hash);
+            prev = Some(hash);
+        }
+        let mut copy = tx.copy_in_raw(COPY).await?;
+        copy.send(data).await?;
+        let copied = copy.finish().await?;
+        if copied != count as u64 {
+            return Err(StoreError::Corrupt(format!("an audit batch of {count} rows inserted {copied}")));
+        }
+        let (blocks, actors) = crate::audit::block_summary((last + 1..).zip(batch.entries()).map(|(seq, e)| (seq, e.at, e.actor_name)));
+        for (block, lo, hi) in blocks {
+            sqlx::query(crate::audit::BLOCK_UPSERT_POSTGRES).bind(block).bind(lo).bind(hi).execute(&mut *tx).await?;
+        }
+        let (names, blocks): (Vec<&str>, Vec<i64>) = actors.into_iter().unzip();
+        sqlx::query("INSERT INTO audit_block_actor (actor_name, block) SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING")
+            .bind(names)
+            .bind(blocks)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let next = (from + end as u64) as i64;
+    sqlx::query(PROGRESS_UPSERT).bind(name).bind(next).bind(batch.lines as i64).bind(clock.now_ms()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Step { rows: batch.lines, done: from + end as u64 >= len, torn_bytes: 0 })
+}
+
+/// One row in COPY's text format: tab-separated, `\N` for NULL, and a backslash before the
+/// characters COPY reserves.
+fn copy_row(out: &mut Vec<u8>, seq: i64, e: &AuditEntryRef<'_>, prev_hash: &[u8], hash: &[u8]) {
+    let number = |out: &mut Vec<u8>, n: i64| out.extend_from_slice(n.to_string().as_bytes());
+    number(out, seq);
+    out.push(b'\t');
+    number(out, e.at);
+    for (k, field) in [e.actor_kind, "", e.actor_name, e.action, e.object_type, e.object_id, e.outcome, e.detail, e.operation_id, e.client_addr].into_iter().enumerate() {
+        out.push(b'\t');
+        if k == 1 {
+            match e.actor_id {
+                Some(id) => number(out, id),
+                None => out.extend_from_slice(b"\\N"),
+            }
+        } else {
+            copy_text(out, field.as_bytes());
+        }
+    }
+    out.push(b'\t');
+    copy_text(out, prev_hash);
+    out.push(b'\t');
+    copy_text(out, hash);
+    out.push(b'\n');
+}
+
+fn copy_text(out: &mut Vec<u8>, text: &[u8]) {
+    let mut rest = text;
+    while let Some(k) = rest.iter().position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+        out.extend_from_slice(&rest[..k]);
+        out.extend_from_slice(match rest[k] {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            _ => b"\\r",
+        });
+        rest = &rest[k + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_rows_escape_what_copy_reserves_and_nothing_else() {
+        let e = AuditEntryRef {
+            at: 1_700_000_000_000,
+            actor_kind: "user",
+            actor_id: None,
+            actor_name: "张三\tx",
+            action: "a\\b",
+            object_type: "line\nbreak\r",
+            object_id: "7",
+            outcome: "ok",
+            detail: "理由：核实",
+            operation_id: "",
+            client_addr: "127.0.0.1",
+        };
+        let mut out = Vec::new();
+        copy_row(&mut out, 42, &e, b"p", b"h");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text, "42\t1700000000000\tuser\t\\N\t张三\\tx\ta\\\\b\tline\\nbreak\\r\t7\tok\t理由：核实\t\t127.0.0.1\tp\th\n");
+    }
+}
