@@ -134,7 +134,7 @@ impl AuditEntryRef<'_> {
 }
 
 /// `n` in decimal, as `to_string` writes it, in `buf`.
-fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+pub fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     let mut v = n.unsigned_abs();
     loop {

@@ -2,8 +2,8 @@
 //! personal records, denied attempts, logins, exports) reach the trail cheaply without
 //! ever being lost.
 //!
-//! Before the answer leaves, the row is appended as one line of JSON to a spool file of
-//! this process (one `write(2)`, no waiting on another thread): from then on it survives a
+//! Before the answer leaves, the row is appended as one tab-separated line (`line.rs`) to
+//! a spool file of this process (one `write(2)` per group of rows): from then on it survives a
 //! crash of civicgrid, as a commit with `synchronous = NORMAL` would. An importer task
 //! moves the lines into `audit_log` every few milliseconds in large batches: it chains them
 //! onto the trail's last row and advances the file's row in `audit_spool` in the same
@@ -21,7 +21,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -32,8 +31,11 @@ use domain::clock::Clock;
 
 use crate::StoreError;
 
+mod line;
 mod postgres;
 mod sqlite;
+
+use line::SpoolLine;
 
 /// How often the importer looks at its spool when nobody asks it to (a flush wakes it at once).
 const IMPORT_INTERVAL: Duration = Duration::from_millis(25);
@@ -66,6 +68,8 @@ struct Writer {
     /// Lines waiting for the next write (group write: one `write(2)` for every row that
     /// arrived while the previous write ran, instead of one per row).
     pending: Vec<u8>,
+    /// The buffer of the group written last, kept for the next group (no allocation per group).
+    spare: Vec<u8>,
     pending_rows: u64,
     /// The group the pending lines belong to; groups are written in order.
     open_group: u64,
@@ -133,6 +137,7 @@ impl AuditSpool {
                 retired: Vec::new(),
                 next_file: 1,
                 pending: Vec::new(),
+                spare: Vec::new(),
                 pending_rows: 0,
                 open_group: 1,
                 writing: false,
@@ -171,8 +176,7 @@ impl AuditSpool {
         let e = storable.as_ref().map_or(e, AuditEntry::as_ref);
         let (group, leader) = {
             let mut w = self.lock_writer()?;
-            serde_json::to_writer(&mut w.pending, &e).map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
-            w.pending.push(b'\n');
+            line::write(&mut w.pending, &e);
             w.pending_rows += 1;
             let leader = !w.writing;
             w.writing = true;
@@ -214,7 +218,8 @@ impl AuditSpool {
             }
             let group = w.open_group;
             w.open_group += 1;
-            let lines = std::mem::take(&mut w.pending);
+            let spare = std::mem::take(&mut w.spare);
+            let lines = std::mem::replace(&mut w.pending, spare);
             let rows = std::mem::take(&mut w.pending_rows);
             let target = self.target_file(&mut w);
             drop(w);
@@ -242,11 +247,10 @@ impl AuditSpool {
                     w.failed.push_back((group, e.to_string()));
                 }
             }
-            if w.pending.is_empty() {
-                // Keep the buffer's allocation for the next group.
-                w.pending = lines;
-                w.pending.clear();
-            }
+            // Keep the buffer's allocation for a later group.
+            let mut lines = lines;
+            lines.clear();
+            w.spare = lines;
             drop(w);
             self.done_group.send_replace(group);
         }
@@ -476,12 +480,12 @@ struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// `lines` are complete lines read from byte `from` of spool file `name`.
     fn parse(lines: &'a [u8], clock: &dyn Clock, name: &str, from: u64) -> Batch<'a> {
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(lines.iter().filter(|b| **b == b'\n').count());
         let mut unreadable = 0u64;
         for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<SpoolLine<'_>>(line) {
-                Ok(row) => rows.push((row, line)),
-                Err(_) => unreadable += 1,
+            match line::parse(line) {
+                Some(row) => rows.push((row, line)),
+                None => unreadable += 1,
             }
         }
         let mut note = None;
@@ -531,49 +535,6 @@ async fn import_step(sink: &Sink, clock: &Arc<dyn Clock>, name: &str, file: &Arc
 pub(crate) const PROGRESS_UPSERT: &str = "INSERT INTO audit_spool (file, imported_bytes, imported_rows, updated_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (file) DO UPDATE SET imported_bytes = excluded.imported_bytes, \
      imported_rows = audit_spool.imported_rows + excluded.imported_rows, updated_at = excluded.updated_at";
-
-/// A spool line as read back: the strings borrow from the line unless they hold escapes.
-#[derive(serde::Deserialize)]
-struct SpoolLine<'a> {
-    at: i64,
-    #[serde(borrow)]
-    actor_kind: Cow<'a, str>,
-    actor_id: Option<i64>,
-    #[serde(borrow)]
-    actor_name: Cow<'a, str>,
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    #[serde(borrow)]
-    object_type: Cow<'a, str>,
-    #[serde(borrow)]
-    object_id: Cow<'a, str>,
-    #[serde(borrow)]
-    outcome: Cow<'a, str>,
-    #[serde(borrow)]
-    detail: Cow<'a, str>,
-    #[serde(borrow)]
-    operation_id: Cow<'a, str>,
-    #[serde(borrow)]
-    client_addr: Cow<'a, str>,
-}
-
-impl SpoolLine<'_> {
-    fn as_entry(&self) -> AuditEntryRef<'_> {
-        AuditEntryRef {
-            at: self.at,
-            actor_kind: &self.actor_kind,
-            actor_id: self.actor_id,
-            actor_name: &self.actor_name,
-            action: &self.action,
-            object_type: &self.object_type,
-            object_id: &self.object_id,
-            outcome: &self.outcome,
-            detail: &self.detail,
-            operation_id: &self.operation_id,
-            client_addr: &self.client_addr,
-        }
-    }
-}
 
 /// The chain hashes of a batch's rows (64 hex digits each) when its first row follows row
 /// `last`, whose hash is `last_hash`.

@@ -14,7 +14,7 @@ use domain::audit::{AuditEntryRef, GENESIS};
 use domain::clock::Clock;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, read_lines};
+use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, line, read_lines};
 use crate::StoreError;
 use crate::db::redact_url;
 
@@ -51,9 +51,10 @@ pub(super) async fn import_step(pool: &PgPool, clock: &dyn Clock, name: &str, fi
     if count > 0 {
         let mut data = Vec::with_capacity(batch.rows.iter().map(|(_, l)| l.len() + 160).sum::<usize>() + 512);
         let mut prev: Option<[u8; 64]> = None;
-        for ((seq, e), hash) in (last + 1..).zip(batch.entries()).zip(chain_hashes(&batch, last, &last_hash)) {
+        let raw = batch.rows.iter().map(|(_, line)| Some(*line)).chain(batch.note.as_ref().map(|_| None));
+        for (((seq, e), raw), hash) in (last + 1..).zip(batch.entries()).zip(raw).zip(chain_hashes(&batch, last, &last_hash)) {
             let prev_hash = prev.as_ref().map_or(last_hash.as_bytes(), |p| p.as_slice());
-            copy_row(&mut data, seq, &e, prev_hash, &hash);
+            copy_row(&mut data, seq, &e, raw, prev_hash, &hash);
             prev = Some(hash);
         }
         let mut copy = tx.copy_in_raw(COPY).await?;
@@ -79,44 +80,25 @@ pub(super) async fn import_step(pool: &PgPool, clock: &dyn Clock, name: &str, fi
     Ok(Step { rows: batch.lines, done: from + end as u64 >= len, torn_bytes: 0 })
 }
 
-/// One row in COPY's text format: tab-separated, `\N` for NULL, and a backslash before the
-/// characters COPY reserves.
-fn copy_row(out: &mut Vec<u8>, seq: i64, e: &AuditEntryRef<'_>, prev_hash: &[u8], hash: &[u8]) {
-    let number = |out: &mut Vec<u8>, n: i64| out.extend_from_slice(n.to_string().as_bytes());
-    number(out, seq);
+/// One row in COPY's text format: a spool line in the tab-separated form goes in as it was
+/// written (its escapes are COPY's); an older JSON line, or the importer's own note, is
+/// written in that form first.
+fn copy_row(out: &mut Vec<u8>, seq: i64, e: &AuditEntryRef<'_>, raw: Option<&[u8]>, prev_hash: &[u8], hash: &[u8]) {
+    let mut num = [0u8; 20];
+    out.extend_from_slice(domain::audit::decimal(seq, &mut num));
     out.push(b'\t');
-    number(out, e.at);
-    for (k, field) in [e.actor_kind, "", e.actor_name, e.action, e.object_type, e.object_id, e.outcome, e.detail, e.operation_id, e.client_addr].into_iter().enumerate() {
-        out.push(b'\t');
-        if k == 1 {
-            match e.actor_id {
-                Some(id) => number(out, id),
-                None => out.extend_from_slice(b"\\N"),
-            }
-        } else {
-            copy_text(out, field.as_bytes());
+    match raw {
+        Some(line) if line::is_tabbed(line) => out.extend_from_slice(line),
+        _ => {
+            line::write(out, e);
+            out.pop(); // its newline
         }
     }
     out.push(b'\t');
-    copy_text(out, prev_hash);
+    line::escape(out, prev_hash);
     out.push(b'\t');
-    copy_text(out, hash);
+    line::escape(out, hash);
     out.push(b'\n');
-}
-
-fn copy_text(out: &mut Vec<u8>, text: &[u8]) {
-    let mut rest = text;
-    while let Some(k) = rest.iter().position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
-        out.extend_from_slice(&rest[..k]);
-        out.extend_from_slice(match rest[k] {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            _ => b"\\r",
-        });
-        rest = &rest[k + 1..];
-    }
-    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -124,7 +106,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_rows_escape_what_copy_reserves_and_nothing_else() {
+    fn copy_rows_carry_tabbed_lines_as_written_and_write_the_others() {
         let e = AuditEntryRef {
             at: 1_700_000_000_000,
             actor_kind: "user",
@@ -138,9 +120,15 @@ mod tests {
             operation_id: "",
             client_addr: "127.0.0.1",
         };
-        let mut out = Vec::new();
-        copy_row(&mut out, 42, &e, b"p", b"h");
-        let text = String::from_utf8(out).expect("utf-8");
-        assert_eq!(text, "42\t1700000000000\tuser\t\\N\t张三\\tx\ta\\\\b\tline\\nbreak\\r\t7\tok\t理由：核实\t\t127.0.0.1\tp\th\n");
+        let expected = "42\t1700000000000\tuser\t\\N\t张三\\tx\ta\\\\b\tline\\nbreak\\r\t7\tok\t理由：核实\t\t127.0.0.1\tp\th\n";
+        let mut written = Vec::new();
+        copy_row(&mut written, 42, &e, None, b"p", b"h");
+        assert_eq!(String::from_utf8(written).expect("utf-8"), expected);
+        let mut spool = Vec::new();
+        line::write(&mut spool, &e);
+        spool.pop();
+        let mut carried = Vec::new();
+        copy_row(&mut carried, 42, &e, Some(&spool), b"p", b"h");
+        assert_eq!(String::from_utf8(carried).expect("utf-8"), expected);
     }
 }
