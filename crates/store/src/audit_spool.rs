@@ -459,6 +459,29 @@ struct Step {
     torn_bytes: u64,
 }
 
+/// Complete spool lines read for one import step.
+struct Lines {
+    buf: Vec<u8>,
+    /// Where the last complete line ends in `buf`.
+    end: usize,
+    /// The file offset `buf` was read from.
+    from: u64,
+}
+
+/// What one import step takes from a spool file whose progress row says `imported` bytes
+/// are in: the complete lines after them, or, when there are none, the step's result.
+fn lines_to_import(file: &File, name: &str, imported: Option<i64>, len: u64) -> Result<Result<Lines, Step>, StoreError> {
+    let from = imported.unwrap_or(0).max(0) as u64;
+    if from >= len {
+        return Ok(Err(Step { rows: 0, done: true, torn_bytes: 0 }));
+    }
+    Ok(match read_lines(file, name, from, len)? {
+        Some((buf, end)) => Ok(Lines { buf, end, from }),
+        // No complete line: a torn tail (or, impossibly, one line longer than MAX_READ).
+        None => Err(Step { rows: 0, done: true, torn_bytes: len - from }),
+    })
+}
+
 /// The complete lines of a spool file from byte `from` up to `len` (at most `MAX_READ`
 /// bytes of them), and where the last one ends in the buffer; None when no line is
 /// complete (a torn tail).

@@ -14,7 +14,7 @@ use domain::audit::{AuditEntryRef, GENESIS};
 use domain::clock::Clock;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, line, read_lines};
+use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, line, lines_to_import, Lines};
 use crate::StoreError;
 use crate::db::redact_url;
 
@@ -35,14 +35,11 @@ pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
 pub(super) async fn import_step(pool: &PgPool, clock: &dyn Clock, name: &str, file: &File, len: u64) -> Result<Step, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(crate::migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
-    let from: Option<i64> = sqlx::query_scalar("SELECT imported_bytes FROM audit_spool WHERE file = $1").bind(name).fetch_optional(&mut *tx).await?;
-    let from = from.unwrap_or(0).max(0) as u64;
+    let imported: Option<i64> = sqlx::query_scalar("SELECT imported_bytes FROM audit_spool WHERE file = $1").bind(name).fetch_optional(&mut *tx).await?;
     // Returning before the commit rolls the transaction back.
-    if from >= len {
-        return Ok(Step { rows: 0, done: true, torn_bytes: 0 });
-    }
-    let Some((buf, end)) = read_lines(file, name, from, len)? else {
-        return Ok(Step { rows: 0, done: true, torn_bytes: len - from });
+    let Lines { buf, end, from } = match lines_to_import(file, name, imported, len)? {
+        Ok(lines) => lines,
+        Err(nothing) => return Ok(nothing),
     };
     let batch = Batch::parse(&buf[..end], clock, name, from);
     let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;

@@ -15,7 +15,7 @@ use domain::audit::GENESIS;
 use domain::clock::Clock;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, read_lines};
+use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, lines_to_import, Lines};
 use crate::StoreError;
 
 const INSERT: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) \
@@ -39,17 +39,14 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 /// One import transaction (see `import_step` in the parent module).
 pub(super) fn import_step(conn: &mut Connection, clock: &dyn Clock, name: &str, file: &File, len: u64) -> Result<Step, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-    let from: Option<i64> = tx
+    let imported: Option<i64> = tx
         .prepare_cached("SELECT imported_bytes FROM audit_spool WHERE file = $1")
         .and_then(|mut q| q.query_row([name], |r| r.get(0)).optional())
         .map_err(failed)?;
-    let from = from.unwrap_or(0).max(0) as u64;
     // Returning before the commit rolls the transaction back.
-    if from >= len {
-        return Ok(Step { rows: 0, done: true, torn_bytes: 0 });
-    }
-    let Some((buf, end)) = read_lines(file, name, from, len)? else {
-        return Ok(Step { rows: 0, done: true, torn_bytes: len - from });
+    let Lines { buf, end, from } = match lines_to_import(file, name, imported, len)? {
+        Ok(lines) => lines,
+        Err(nothing) => return Ok(nothing),
     };
     let batch = Batch::parse(&buf[..end], clock, name, from);
     let head: Option<(i64, String)> = tx
