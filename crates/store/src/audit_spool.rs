@@ -81,7 +81,7 @@ struct Writer {
 
 /// Where the importer writes.
 pub(crate) enum Sink {
-    /// SQLite: a connection of the importer's own, through SQLite's API (`audit_sqlite.rs`).
+    /// SQLite: a connection of the importer's own, through SQLite's API (`audit_spool/sqlite.rs`).
     Sqlite(Arc<Mutex<rusqlite::Connection>>),
     /// PostgreSQL: a connection of the importer's own, for `COPY` (`audit_spool/postgres.rs`).
     Postgres(sqlx::PgPool),

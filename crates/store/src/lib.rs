@@ -64,6 +64,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the audit importer's own SQLite connection (`audit_spool/sqlite.rs`).
+    #[error("database error: {0}")]
+    Sqlite(String),
 }
 
 impl StoreError {
@@ -79,7 +82,7 @@ impl StoreError {
             StoreError::NotEmpty(_) => "store_not_empty",
             StoreError::Invalid { code, .. } | StoreError::Conflict { code, .. } => code,
             StoreError::Corrupt(_) => "corrupt_data",
-            StoreError::Database(_) => "database_error",
+            StoreError::Database(_) | StoreError::Sqlite(_) => "database_error",
         }
     }
 }

@@ -22,7 +22,7 @@ const INSERT: &str = "INSERT INTO audit_log (seq, at, actor_kind, actor_id, acto
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 fn failed(e: rusqlite::Error) -> StoreError {
-    StoreError::Corrupt(format!("audit import: {e}"))
+    StoreError::Sqlite(e.to_string())
 }
 
 /// Open the importer's connection to the store's file (already created and migrated).
