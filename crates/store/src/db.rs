@@ -279,13 +279,18 @@ fn default_spool_dir(dialect: Dialect, url: &str) -> std::path::PathBuf {
     }
 }
 
+/// The store's write lock on PostgreSQL: a transaction-scoped advisory lock (the audit
+/// importer's own connection takes it too).
+pub(crate) const WRITE_LOCK_POSTGRES: &str = "SELECT pg_advisory_xact_lock($1)";
+pub(crate) const WRITE_LOCK_KEY: i64 = migrations::MIGRATION_LOCK + 1;
+
 /// Begin a transaction that holds the store's write lock (see `Db::write_tx`).
 pub(crate) async fn begin_write(pool: &AnyPool, dialect: Dialect) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
     match dialect {
         Dialect::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
         Dialect::Postgres => {
             let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
+            sqlx::query(WRITE_LOCK_POSTGRES).bind(WRITE_LOCK_KEY).execute(&mut *tx).await?;
             Ok(tx)
         }
     }

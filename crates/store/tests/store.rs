@@ -505,7 +505,9 @@ async fn a_flush_fails_after_three_failed_imports_and_the_rows_land_later(d: Dia
     assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 6 });
 }
 
-/// Spool lines as a process writes them: one JSON row a line.
+/// Spool lines as a process writes them: one row a line, its fields tab-separated and
+/// escaped as COPY's text format reads them; every fourth line (k % 4 == 2) is the JSON
+/// line of earlier versions, which a spool left by an older process holds.
 fn spool_lines(from: usize, to: usize) -> String {
     (from..to)
         .map(|k| {
@@ -523,7 +525,13 @@ fn spool_lines(from: usize, to: usize) -> String {
                 operation_id: format!("op-{k}"),
                 client_addr: "10.0.0.8".into(),
             };
-            format!("{}\n", serde_json::to_string(&e).expect("json"))
+            if k % 4 == 2 {
+                return format!("{}\n", serde_json::to_string(&e).expect("json"));
+            }
+            let esc = |f: &str| f.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r");
+            let id = e.actor_id.map_or("\\N".to_string(), |id| id.to_string());
+            let fields = [e.at.to_string(), esc(&e.actor_kind), id, esc(&e.actor_name), esc(&e.action), esc(&e.object_type), esc(&e.object_id), esc(&e.outcome), esc(&e.detail), esc(&e.operation_id), esc(&e.client_addr)];
+            format!("{}\n", fields.join("\t"))
         })
         .collect()
 }

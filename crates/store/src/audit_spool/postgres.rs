@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{Batch, PROGRESS_UPSERT, Step, chain_hashes, line, lines_to_import, Lines};
 use crate::StoreError;
-use crate::db::redact_url;
+use crate::db::{WRITE_LOCK_KEY, WRITE_LOCK_POSTGRES, redact_url};
 
 const COPY: &str = "COPY audit_log (seq, at, actor_kind, actor_id, actor_name, action, object_type, object_id, outcome, detail, operation_id, client_addr, prev_hash, hash) FROM STDIN";
 
@@ -34,7 +34,7 @@ pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
 /// One import transaction (see `import_step` in the parent module).
 pub(super) async fn import_step(pool: &PgPool, clock: &dyn Clock, name: &str, file: &File, len: u64) -> Result<Step, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(crate::migrations::MIGRATION_LOCK + 1).execute(&mut *tx).await?;
+    sqlx::query(WRITE_LOCK_POSTGRES).bind(WRITE_LOCK_KEY).execute(&mut *tx).await?;
     let imported: Option<i64> = sqlx::query_scalar("SELECT imported_bytes FROM audit_spool WHERE file = $1").bind(name).fetch_optional(&mut *tx).await?;
     // Returning before the commit rolls the transaction back.
     let Lines { buf, end, from } = match lines_to_import(file, name, imported, len)? {
