@@ -3,7 +3,7 @@
 //! ever being lost.
 //!
 //! Before the answer leaves, the row is appended as one tab-separated line (`line.rs`) to
-//! a spool file of this process (one `write(2)` per group of rows): from then on it survives a
+//! a spool file of this process (one `write(2)` per row): from then on it survives a
 //! crash of civicgrid, as a commit with `synchronous = NORMAL` would. An importer task
 //! moves the lines into `audit_log` every few milliseconds in large batches: it chains them
 //! onto the trail's last row and advances the file's row in `audit_spool` in the same
@@ -65,18 +65,8 @@ struct Writer {
     retired: Vec<SpoolFile>,
     /// Numbers the files of this process.
     next_file: u64,
-    /// Lines waiting for the next write (group write: one `write(2)` for every row that
-    /// arrived while the previous write ran, instead of one per row).
-    pending: Vec<u8>,
-    /// The buffer of the group written last, kept for the next group (no allocation per group).
-    spare: Vec<u8>,
-    pending_rows: u64,
-    /// The group the pending lines belong to; groups are written in order.
-    open_group: u64,
-    /// A task is writing groups; a new row joins the pending one and waits.
-    writing: bool,
-    /// Groups whose write failed (the last few): their rows were not written.
-    failed: std::collections::VecDeque<(u64, String)>,
+    /// The line being written, kept for the next row (no allocation per row).
+    line: Vec<u8>,
 }
 
 /// Where the importer writes.
@@ -108,8 +98,6 @@ pub(crate) struct AuditSpool {
     /// Rows appended by this store, and rows of its files imported so far.
     written: AtomicU64,
     imported: tokio::sync::watch::Sender<u64>,
-    /// The last group written (or failed): a row's append returns once its group is done.
-    done_group: tokio::sync::watch::Sender<u64>,
     /// Size at which a file is closed for writing (`ROTATE_BYTES`).
     pub(crate) rotate_bytes: AtomicU64,
     /// The last import's error and how many attempts in a row failed (a good one clears it).
@@ -136,16 +124,10 @@ impl AuditSpool {
                 current: None,
                 retired: Vec::new(),
                 next_file: 1,
-                pending: Vec::new(),
-                spare: Vec::new(),
-                pending_rows: 0,
-                open_group: 1,
-                writing: false,
-                failed: std::collections::VecDeque::new(),
+                line: Vec::new(),
             }),
             written: AtomicU64::new(0),
             imported,
-            done_group: tokio::sync::watch::channel(0).0,
             rotate_bytes: AtomicU64::new(ROTATE_BYTES),
             failure: Mutex::new(None),
             failed_attempts: AtomicU64::new(0),
@@ -165,41 +147,41 @@ impl AuditSpool {
 
     /// Append one row; when this returns, the row survives a crash of this process.
     ///
-    /// Rows are written in groups: the first row to arrive while no write runs becomes the
-    /// writer, lets the other ready tasks add their rows, and writes them all with one
-    /// `write(2)`; the others wait for their group. Under load a group holds dozens of
-    /// rows, and a system call per row was the largest part of what the audit of a read
-    /// cost the request.
+    /// The line goes to the file with one `write(2)` while the writer's lock is held, so
+    /// lines never interleave and a failed write is the caller's error. There is no await
+    /// in it: a request cut off by a client that hangs up has either written its row or
+    /// not begun it. (Earlier versions wrote rows in groups, each caller waiting for its
+    /// group's writer; waking the waiting requests cost the server more CPU than the system
+    /// calls it saved: see docs/PERFORMANCE.md.)
     pub(crate) async fn append(&self, mut e: AuditEntryRef<'_>) -> Result<(), StoreError> {
         e.at = self.clock.now_ms();
         let storable = e.to_storable();
         let e = storable.as_ref().map_or(e, AuditEntry::as_ref);
-        let (group, leader) = {
-            let mut w = self.lock_writer()?;
-            line::write(&mut w.pending, &e);
-            w.pending_rows += 1;
-            let leader = !w.writing;
-            w.writing = true;
-            (w.open_group, leader)
-        };
-        if leader {
-            // The group is written when the guard drops: after the yield, or, should this
-            // request be cancelled at the yield (a client that hangs up), right then, so
-            // the rows that joined it never wait for a writer that is gone.
-            let writer = GroupWriter(self);
-            tokio::task::yield_now().await;
-            drop(writer);
-        }
-        let mut rx = self.done_group.subscribe();
-        while *rx.borrow_and_update() < group {
-            if rx.changed().await.is_err() {
-                return Err(StoreError::Corrupt("the audit spool has closed".into()));
+        let mut w = self.lock_writer()?;
+        let mut line = std::mem::take(&mut w.line);
+        line.clear();
+        line::write(&mut line, &e);
+        let result = self.current_file(&mut w).and_then(|f| match (&*f.file).write_all(&line) {
+            Ok(()) => {
+                f.len += line.len() as u64;
+                Ok(())
             }
-        }
-        let w = self.lock_writer()?;
-        match w.failed.iter().find(|(g, _)| *g == group) {
-            Some((_, msg)) => Err(StoreError::Corrupt(msg.clone())),
-            None => Ok(()),
+            Err(e) => {
+                // A partial line must not run into the next one: cut the file back.
+                let _ = f.file.set_len(f.len);
+                Err(spool_error(&f.path, "cannot write the audit spool", &e))
+            }
+        });
+        w.line = line;
+        match result {
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "writing the audit spool failed");
+                Err(e)
+            }
         }
     }
 
@@ -207,57 +189,8 @@ impl AuditSpool {
         self.writer.lock().map_err(|_| StoreError::Corrupt("the audit spool's lock is poisoned".into()))
     }
 
-    /// Write pending groups until none is left (only the task that set `writing`). The
-    /// write itself runs outside the lock, so rows keep joining the next group meanwhile.
-    fn write_groups(&self) {
-        loop {
-            let Ok(mut w) = self.writer.lock() else { return };
-            if w.pending.is_empty() {
-                w.writing = false;
-                return;
-            }
-            let group = w.open_group;
-            w.open_group += 1;
-            let spare = std::mem::take(&mut w.spare);
-            let lines = std::mem::replace(&mut w.pending, spare);
-            let rows = std::mem::take(&mut w.pending_rows);
-            let target = self.target_file(&mut w);
-            drop(w);
-            let result = target.and_then(|(file, path, len)| match (&*file).write_all(&lines) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    // A partial line must not run into the next one: cut the file back.
-                    let _ = file.set_len(len);
-                    Err(spool_error(&path, "cannot write the audit spool", &e))
-                }
-            });
-            let Ok(mut w) = self.writer.lock() else { return };
-            match result {
-                Ok(()) => {
-                    if let Some(f) = w.current.as_mut() {
-                        f.len += lines.len() as u64;
-                    }
-                    self.written.fetch_add(rows, Ordering::Release);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, rows, "writing the audit spool failed");
-                    if w.failed.len() >= 256 {
-                        w.failed.pop_front();
-                    }
-                    w.failed.push_back((group, e.to_string()));
-                }
-            }
-            // Keep the buffer's allocation for a later group.
-            let mut lines = lines;
-            lines.clear();
-            w.spare = lines;
-            drop(w);
-            self.done_group.send_replace(group);
-        }
-    }
-
-    /// The file the next group goes to (a new one when the current is full), and its length.
-    fn target_file(&self, w: &mut Writer) -> Result<(Arc<File>, PathBuf, u64), StoreError> {
+    /// The file the next row goes to (a new one when the current is full).
+    fn current_file<'w>(&self, w: &'w mut Writer) -> Result<&'w mut SpoolFile, StoreError> {
         if w.current.as_ref().is_some_and(|f| f.len >= self.rotate_bytes.load(Ordering::Relaxed))
             && let Some(full) = w.current.take()
         {
@@ -268,8 +201,7 @@ impl AuditSpool {
             w.current = Some(self.create_file(n)?);
             w.next_file += 1;
         }
-        let Some(f) = w.current.as_ref() else { return Err(StoreError::Corrupt("no audit spool file".into())) };
-        Ok((f.file.clone(), f.path.clone(), f.len))
+        w.current.as_mut().ok_or_else(|| StoreError::Corrupt("no audit spool file".into()))
     }
 
     fn create_file(&self, n: u64) -> Result<SpoolFile, StoreError> {
@@ -342,7 +274,7 @@ impl AuditSpool {
     pub(crate) async fn close(&self) -> Result<(), StoreError> {
         self.flush().await?;
         let Ok(mut w) = self.writer.lock() else { return Ok(()) };
-        if w.writing || self.written.load(Ordering::Acquire) > *self.imported.borrow() {
+        if self.written.load(Ordering::Acquire) > *self.imported.borrow() {
             return Ok(()); // rows arrived meanwhile: leave the file for the next start
         }
         let current = w.current.take();
@@ -350,15 +282,6 @@ impl AuditSpool {
             let _ = std::fs::remove_file(&f.path);
         }
         Ok(())
-    }
-}
-
-/// Writes the pending groups when dropped (see [`AuditSpool::append`]).
-struct GroupWriter<'a>(&'a AuditSpool);
-
-impl Drop for GroupWriter<'_> {
-    fn drop(&mut self) {
-        self.0.write_groups();
     }
 }
 
