@@ -27,6 +27,7 @@ store::on_both_backends!(
     audit_search_by_block_finds_what_a_full_scan_finds,
     a_nul_in_an_audit_row_is_stored_as_a_replacement_character,
     the_audit_spool_rotates_and_removes_imported_files,
+    threads_append_through_their_own_spool_files,
     a_flush_fails_after_three_failed_imports_and_the_rows_land_later,
     the_catalogue_and_calendar_round_trip,
     reports_arriving_together_share_a_commit_and_fail_alone,
@@ -452,7 +453,7 @@ async fn the_audit_spool_rotates_and_removes_imported_files(d: Dialect) {
     // Files close at 4 KB here instead of 64 MB: 300 rows fill a dozen of them.
     db.set_audit_spool_rotation_for_tests(4096);
     let actor = store::audit::Actor::cli("test");
-    // In waves of ten at once (a file is closed between two group writes).
+    // In waves of ten at once (a file is closed between two rows).
     for wave in 0..30 {
         let mut tasks = Vec::new();
         for k in wave * 10..wave * 10 + 10 {
@@ -483,6 +484,43 @@ async fn the_audit_spool_rotates_and_removes_imported_files(d: Dialect) {
     }
     assert_eq!(spool_files(), 1);
     assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 300 });
+}
+
+async fn threads_append_through_their_own_spool_files(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    // Four threads append at once, as the server's worker threads do. Each thread writes
+    // through a writer (and a file) of its own, so they do not queue on one lock.
+    let threads = 4;
+    let per_thread = 50;
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let db = db.clone();
+            scope.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                let actor = store::audit::Actor::cli(&format!("thread-{t}"));
+                for k in 0..per_thread {
+                    rt.block_on(db.audit(actor.entry("shard.read", "thing", &k.to_string(), "ok", ""))).expect("audit");
+                }
+            });
+        }
+    });
+    let files = || {
+        std::fs::read_dir(db.audit_spool_dir()).expect("dir").filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".spool")).count()
+    };
+    assert!(files() >= 2, "the threads wrote through several files");
+    // Every row lands once, and each thread's rows keep the order it wrote them in.
+    let q = store::audit::AuditQuery { action: Some("shard.read".into()), limit: 1000, ..Default::default() };
+    let mut rows = db.audit_rows_for_tests(&q).await.expect("rows");
+    rows.sort_by_key(|r| r.seq);
+    assert_eq!(rows.len(), threads * per_thread);
+    for t in 0..threads {
+        let ids: Vec<i64> = rows.iter().filter(|r| r.entry.operation_id == format!("thread-{t}")).map(|r| r.entry.object_id.parse().expect("id")).collect();
+        assert_eq!(ids, (0..per_thread as i64).collect::<Vec<_>>(), "thread {t}'s rows, in its order");
+    }
+    assert_eq!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: (threads * per_thread) as i64 });
+    // A clean close removes every writer's file.
+    db.close_audit().await.expect("close");
+    assert_eq!(files(), 0, "no spool file is left after a clean close");
 }
 
 async fn a_flush_fails_after_three_failed_imports_and_the_rows_land_later(d: Dialect) {

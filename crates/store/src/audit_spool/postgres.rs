@@ -91,10 +91,12 @@ fn copy_row(out: &mut Vec<u8>, seq: i64, e: &AuditEntryRef<'_>, raw: Option<&[u8
             out.pop(); // its newline
         }
     }
+    // The previous hash may be the trail's stored head, so it is escaped like any text;
+    // the row's own hash is hex digits this importer computed.
     out.push(b'\t');
     line::escape(out, prev_hash);
     out.push(b'\t');
-    line::escape(out, hash);
+    out.extend_from_slice(hash);
     out.push(b'\n');
 }
 
