@@ -465,10 +465,24 @@ impl<'a> Batch<'a> {
         // A row's line is rarely shorter than 64 bytes: room enough, without counting them first.
         let mut rows = Vec::with_capacity(lines.len() / 64 + 1);
         let mut unreadable = 0u64;
-        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            match line::parse(line) {
-                Some(row) => rows.push((row, line)),
-                None => unreadable += 1,
+        match std::str::from_utf8(lines) {
+            // The usual case: the whole batch is text, checked once and split with memchr.
+            Ok(text) => {
+                for line in text.split('\n').filter(|l| !l.is_empty()) {
+                    match line::parse_str(line) {
+                        Some(row) => rows.push((row, line.as_bytes())),
+                        None => unreadable += 1,
+                    }
+                }
+            }
+            // Some line is not UTF-8: take the lines one by one, so only that one is lost.
+            Err(_) => {
+                for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    match line::parse(line) {
+                        Some(row) => rows.push((row, line)),
+                        None => unreadable += 1,
+                    }
+                }
             }
         }
         let mut note = None;

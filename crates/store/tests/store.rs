@@ -22,6 +22,7 @@ store::on_both_backends!(
     audit_chain_catches_edits,
     concurrent_audit_rows_all_land_in_one_chain,
     an_ended_processs_audit_spool_is_imported_once,
+    unreadable_spool_lines_are_named_in_the_trail_and_the_others_land,
     a_live_processs_audit_spool_is_left_alone,
     a_cancelled_read_does_not_stall_the_audit_spool,
     audit_search_by_block_finds_what_a_full_scan_finds,
@@ -617,6 +618,39 @@ async fn an_ended_processs_audit_spool_is_imported_once(d: Dialect) {
     let actor = store::audit::Actor::cli("test");
     db.audit(actor.entry("person.read", "person", "own", "ok", "")).await.expect("audit");
     assert_eq!(read_rows(&db).await.last().map(|r| r.entry.object_id.clone()), Some("own".to_string()));
+}
+
+async fn unreadable_spool_lines_are_named_in_the_trail_and_the_others_land(d: Dialect) {
+    let Some(db) = store(d).await else { return };
+    let dir = db.audit_spool_dir().to_path_buf();
+    let url = db.url().to_string();
+    drop(db);
+    // Two ended processes left spools with lines that are not rows: one file has a line
+    // that is not UTF-8 (and a line with an escape COPY does not know), the other only a
+    // line with a field too many.
+    let mut first = spool_lines(0, 3).into_bytes();
+    first.extend_from_slice(b"1795000000099\tuser\t7\tzhou.min\t\xff\xfe\tperson\t99\tok\t\top\t10.0.0.8\n");
+    first.extend_from_slice(spool_lines(3, 5).as_bytes());
+    first.extend_from_slice(b"1795000000098\tuser\t7\tzhou.min\tperson.read\tperson\t98\tok\t\\q\top\t10.0.0.8\n");
+    first.extend_from_slice(spool_lines(5, 6).as_bytes());
+    std::fs::write(dir.join(format!("1700000000000-{}-bad-1.spool", std::process::id())), first).expect("spool");
+    let second = format!("{}1795000000097\tuser\t7\tzhou.min\tperson.read\tperson\t97\tok\t\top\t10.0.0.8\textra\n{}", spool_lines(6, 8), spool_lines(8, 9));
+    std::fs::write(dir.join(format!("1700000000000-{}-bad-2.spool", std::process::id())), second).expect("spool");
+    let db = Db::open(&url).await.expect("open");
+    let mut rows = db.audit_rows_for_tests(&store::audit::AuditQuery { limit: 1000, ..Default::default() }).await.expect("rows");
+    rows.reverse();
+    let ids: Vec<&str> = rows.iter().map(|r| r.entry.object_id.as_str()).collect();
+    let bad_1 = format!("1700000000000-{}-bad-1.spool", std::process::id());
+    let bad_2 = format!("1700000000000-{}-bad-2.spool", std::process::id());
+    let expected: Vec<String> = (0..6).map(|k| k.to_string()).chain([bad_1.clone()]).chain((6..9).map(|k| k.to_string())).chain([bad_2.clone()]).collect();
+    assert_eq!(ids, expected, "every readable row in order, then a row naming each file's unreadable lines");
+    let note = |name: &str| rows.iter().find(|r| r.entry.object_id == name).expect("note").entry.clone();
+    let (n1, n2) = (note(&bad_1), note(&bad_2));
+    assert_eq!((n1.action.as_str(), n1.outcome.as_str()), ("audit.spool_unreadable", "failed"));
+    assert!(n1.detail.starts_with("2 unreadable rows"), "{}", n1.detail);
+    assert!(n2.detail.starts_with("1 unreadable rows"), "{}", n2.detail);
+    assert_eq!(rows[3].entry.detail, "走访核实 \"户籍\"\n\t\\ \u{1}😀", "escapes read on the line-by-line path too");
+    assert!(matches!(db.verify_audit().await.expect("verify"), store::audit::ChainCheck::Intact { rows: 11 }));
 }
 
 async fn a_cancelled_read_does_not_stall_the_audit_spool(d: Dialect) {
