@@ -11,7 +11,7 @@ else
   bin=target/release
 fi
 work=$(mktemp -d)
-cleanup() { for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$work"; }
+cleanup() { for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
 case "$backend" in
