@@ -16,8 +16,8 @@
 //! (`flock`) and only then given its `.spool` name. A `.spool` file that nobody holds
 //! locked belongs to a process that has ended (crashed, or a command that stopped before
 //! its importer caught up): whoever opens the store next, and every running importer
-//! every few seconds, imports what is left of it and removes it. A last line without its newline was being
-//! written when that process died, was never answered, and is dropped.
+//! every few seconds, imports what is left of it and removes it. A last line without its
+//! newline was being written when that process died, was never answered, and is dropped.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -48,6 +48,11 @@ const IMPORT_INTERVAL: Duration = Duration::from_millis(100);
 const ORPHAN_INTERVAL: Duration = Duration::from_secs(10);
 /// The most bytes one import transaction reads (about 15,000 rows).
 const MAX_READ: usize = 4 << 20;
+/// A file is closed for writing and a new one begun beyond this size (tests lower it).
+const ROTATE_BYTES: u64 = 64 << 20;
+/// How long a search or verify waits for the importer before giving up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Numbers the threads that append, in the order they first do (see [`AuditSpool::writer`]).
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
@@ -61,11 +66,6 @@ thread_local! {
 fn writer_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 16)
 }
-
-/// A file is closed for writing and a new one begun beyond this size (tests lower it).
-const ROTATE_BYTES: u64 = 64 << 20;
-/// How long a search or verify waits for the importer before giving up.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One spool file of this process.
 struct SpoolFile {
